@@ -1,0 +1,143 @@
+"""The audit schema. The database is the source of truth; the broker only carries these rows' ids."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, Float
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from models.types import BigId, UTCDateTime, utcnow
+
+# Stable constraint names, so Alembic migrations and the models agree on every backend.
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID_LENGTH = 256  # longest id accepted in a submission (worker.submission enforces it with a message)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Job(Base):
+    """One submission: a list of items to delete."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str | None] = mapped_column(String(500))
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    duplicate_count: Mapped[int] = mapped_column(Integer, default=0)
+    batch_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Batch(Base):
+    """Items sent together in one vendor call (or, after a split, several smaller ones).
+
+    ``lease_token``/``lease_expires_at`` make a worker's claim exclusive: a second delivery of the same
+    message finds the lease held and does nothing. ``next_attempt_at`` keeps backoff waits in the
+    database rather than in long broker countdowns.
+    """
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        Index(None, "job_id", "status"),
+        Index(None, "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(ID_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    item_count: Mapped[int] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_token: Mapped[str | None] = mapped_column(String(36))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Item(Base):
+    """One thing to delete, with its whole audit: status, attempts, the vendor's last word and when.
+
+    ``group_key`` and ``media_id`` hold the vendor's ids: (VideoId, JobId) for DeleteStream, (MediaType,
+    MediaId) for DeleteMultipartUpload, (Vendor, FileId) for DeleteMedia, ('', asset_id) for DeleteAssets.
+    """
+
+    __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("job_id", "action", "account", "group_key", "media_id"),
+        Index(None, "job_id", "status"),
+        Index(None, "batch_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(String(ID_LENGTH))
+    media_id: Mapped[str] = mapped_column(String(ID_LENGTH))
+    status: Mapped[str] = mapped_column(String(16))
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    vendor_code: Mapped[str | None] = mapped_column(String(128))
+    vendor_message: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    first_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class VendorCall(Base):
+    """One HTTP call to a vendor. Never holds a signature, key or token."""
+
+    __tablename__ = "vendor_calls"
+    __table_args__ = (Index(None, "job_id", "started_at"), Index(None, "batch_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(64))
+    account: Mapped[str] = mapped_column(String(64))
+    item_count: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    vendor_code: Mapped[str | None] = mapped_column(String(128))
+    vendor_message: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    verdict: Mapped[str] = mapped_column(String(32))
+
+
+class AccountHalt(Base):
+    """An account whose credentials or permissions the vendor refused during a job.
+
+    Its remaining batches in that job fail without calling the vendor, instead of burning every item
+    on the same refusal.
+    """
+
+    __tablename__ = "account_halts"
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    vendor: Mapped[str] = mapped_column(String(16), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vendor_code: Mapped[str | None] = mapped_column(String(128))
+    vendor_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,81 @@
+"""Typed outcomes: what happened to an item, a call and a batch.
+
+The vocabulary follows shared/vendor-protocols.md: deleted, already gone, retryable, failed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class ItemStatus(str, enum.Enum):
+    """Where an item stands. ``pending`` is the only non-final state."""
+
+    PENDING = "pending"
+    DELETED = "deleted"
+    ALREADY_GONE = "already_gone"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self is not ItemStatus.PENDING
+
+
+class Outcome(str, enum.Enum):
+    """How one vendor answer is classified for one item."""
+
+    DELETED = "deleted"
+    ALREADY_GONE = "already_gone"
+    RETRYABLE = "retryable"
+    FAILED = "failed"
+
+
+class JobStatus(str, enum.Enum):
+    SUBMITTED = "submitted"  # items written, not yet split into batches
+    RUNNING = "running"
+    COMPLETED = "completed"
+    COMPLETED_WITH_FAILURES = "completed_with_failures"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_FAILURES)
+
+
+class BatchStatus(str, enum.Enum):
+    QUEUED = "queued"  # waiting for a worker (possibly until next_attempt_at)
+    IN_FLIGHT = "in_flight"  # leased by one worker
+    DONE = "done"  # no pending item left
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The verdict on one item from one vendor answer."""
+
+    outcome: Outcome
+    code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CallVerdict:
+    """A vendor answer, classified.
+
+    Exactly one of these shapes:
+    - ``items`` maps every item key sent to its result (the usual case);
+    - ``split=True``: the vendor refused the whole call because of an item it did not name; send the
+      items again in smaller calls to find it;
+    - ``halt_account=True`` together with ``items`` (all FAILED): a configuration problem (bad key,
+      no permission) that would fail every other call of the account too.
+    ``throttled`` marks answers that mean "too fast" so the limiter can slow down.
+    """
+
+    http_status: int | None
+    code: str | None
+    message: str | None
+    request_id: str | None
+    items: dict[str, ItemResult] = field(default_factory=dict)
+    split: bool = False
+    halt_account: bool = False
+    throttled: bool = False

@@ -1,0 +1,219 @@
+"""Typed settings, built once at start and passed in.
+
+Sources, later ones overridden by earlier: defaults, a TOML file named by ``MEDIAPURGE_CONFIG`` (or the
+CLI's ``--config``), environment variables prefixed ``MEDIAPURGE_`` (nested with ``__``, e.g.
+``MEDIAPURGE_ACCOUNTS__ZEGO__DEFAULT__APP_ID``). pydantic-settings does the layering and type checks,
+so a wrong value is refused with the field's dotted name rather than failing deep in a task.
+
+Every secret is a ``SecretStr`` (its repr is ``**********``) and can instead be read from a file
+(``<name>_file``, the docker-secrets convention), so it never has to sit in the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from worker.errors import ConfigurationError
+
+CONFIG_ENV = "MEDIAPURGE_CONFIG"
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+
+
+def parse_rate(text: str) -> tuple[float, float]:
+    """``"20/s"`` -> (20, 1.0); ``"100/min"`` -> (100, 60.0)."""
+    match = _RATE.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"{text!r} is not a rate like '20/s' or '100/min'")
+    return float(match.group(1)), float(_PERIODS[match.group(2)])
+
+
+def _read_secret_file(path: Path | None) -> SecretStr | None:
+    if path is None:
+        return None
+    try:
+        return SecretStr(Path(path).read_text(encoding="utf-8").strip())
+    except OSError as exc:
+        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+
+
+class _Account(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: str | None = Field(default=None, description="Override the vendor's URL (a sandbox, a regional host).")
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-operation overrides of the published limits, e.g. {'DeleteMedia': '10/s'}.",
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rates_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        for rate in value.values():
+            parse_rate(rate)
+        return value
+
+    def _fill_secret(self, name: str) -> None:
+        from_file = _read_secret_file(getattr(self, f"{name}_file"))
+        if from_file is not None:
+            setattr(self, name, from_file)
+        if getattr(self, name) is None:
+            raise ValueError(f"{name} (or {name}_file) is required")
+
+
+class AliyunAccount(_Account):
+    region: str = "cn-shanghai"
+    access_key_id: str
+    access_key_secret: SecretStr | None = None
+    access_key_secret_file: Path | None = None
+    security_token: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _secret(self) -> "AliyunAccount":
+        self._fill_secret("access_key_secret")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.endpoint or f"https://vod.{self.region}.aliyuncs.com").rstrip("/")
+
+
+class ZegoAccount(_Account):
+    app_id: Annotated[int, Field(ge=0, le=2**32 - 1)]
+    server_secret: SecretStr | None = None
+    server_secret_file: Path | None = None
+    is_test: bool = False
+
+    @model_validator(mode="after")
+    def _secret(self) -> "ZegoAccount":
+        self._fill_secret("server_secret")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.endpoint or "https://rtc-api.zego.im").rstrip("/")
+
+
+class HuaweiAccount(_Account):
+    region: str = "cn-north-4"
+    project_id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")]
+    access_key: str
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    delete_type: str | None = Field(default=None, description="'origin' deletes the source only, keeping transcodes.")
+
+    @model_validator(mode="after")
+    def _secret(self) -> "HuaweiAccount":
+        self._fill_secret("secret_key")
+        if self.delete_type not in (None, "origin"):
+            raise ValueError("delete_type must be 'origin' or unset")
+        return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.endpoint or f"https://vod.{self.region}.myhuaweicloud.com").rstrip("/")
+
+
+class Accounts(BaseModel):
+    """Vendor accounts by vendor, then by the name items use in their ``account`` field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aliyun: dict[str, AliyunAccount] = Field(default_factory=dict)
+    zego: dict[str, ZegoAccount] = Field(default_factory=dict)
+    huawei: dict[str, HuaweiAccount] = Field(default_factory=dict)
+
+    def get(self, vendor: str, name: str) -> _Account:
+        accounts: dict[str, _Account] = getattr(self, vendor)
+        try:
+            return accounts[name]
+        except KeyError:
+            raise ConfigurationError(f"no {vendor} account named {name!r} is configured") from None
+
+    def names(self, vendor: str) -> set[str]:
+        return set(getattr(self, vendor))
+
+
+class RetryPolicy(BaseModel):
+    """Exponential backoff with full jitter (botocore's standard mode): delay = rand(0,1) x min(base x 2^(n-1), cap)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    backoff_base: Annotated[float, Field(gt=0)] = 0.5
+    backoff_cap: Annotated[float, Field(gt=0)] = 20.0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MEDIAPURGE_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    database_url: str = "sqlite:///mediapurge.sqlite"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str | None = Field(default=None, description="Rate-limit store; defaults to the broker when it is Redis.")
+    accounts: Accounts = Field(default_factory=Accounts)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    http_timeout: Annotated[float, Field(gt=0)] = 10.0
+    # Aim this fraction under a published limit so clock jitter between our sender and the vendor's
+    # counter never shows a window over the limit.
+    rate_limit_headroom: Annotated[float, Field(gt=0, le=1)] = 0.98
+    # A batch whose next permit is further away than this gives its worker slot back and is requeued
+    # with a countdown, instead of sleeping in the slot.
+    max_inline_wait: Annotated[float, Field(ge=0)] = 1.0
+    lease_seconds: Annotated[float, Field(gt=0)] = 300.0
+    worker_concurrency: Annotated[int, Field(ge=1)] = 4
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = os.environ.get(CONFIG_ENV)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def rate_limit_store_url(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        raise ConfigurationError("redis_url is required when the broker is not Redis (it holds the shared rate limits)")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning pydantic's error into one that names every bad field."""
+    from pydantic import ValidationError
+
+    config_file = os.environ.get(CONFIG_ENV)
+    if config_file and not Path(config_file).is_file():
+        raise ConfigurationError(f"{CONFIG_ENV}={config_file}: no such file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(part) for part in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise ConfigurationError("invalid settings:\n" + "\n".join(lines)) from None
