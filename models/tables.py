@@ -61,6 +61,8 @@ class Batch(Base):
     action: Mapped[str] = mapped_column(String(64))
     account: Mapped[str] = mapped_column(String(64))
     group_key: Mapped[str] = mapped_column(String(ID_LENGTH))
+    # Position among the batches of the same (action, account, group_key): the planner's join key.
+    ordinal: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     item_count: Mapped[int] = mapped_column(Integer)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

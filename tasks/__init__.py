@@ -1,0 +1,1 @@
+"""Celery entry points. ``celery -A tasks.app worker`` starts a worker."""

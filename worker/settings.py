@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     # A batch whose next permit is further away than this gives its worker slot back and is requeued
     # with a countdown, instead of sleeping in the slot.
     max_inline_wait: Annotated[float, Field(ge=0)] = 1.0
+    # A batch reserves its slot up to this far ahead and comes back for it; further out it reserves
+    # nothing and returns later. Keep it well under the broker's visibility timeout.
+    max_reserve_ahead: Annotated[float, Field(gt=0)] = 60.0
     lease_seconds: Annotated[float, Field(gt=0)] = 300.0
     worker_concurrency: Annotated[int, Field(ge=1)] = 4
 

@@ -1,0 +1,206 @@
+"""The batch executor against SQLite and httpx.MockTransport: splitting, retries, halts, leases."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from models import Base, Batch, Item, Job, VendorCall, make_engine, make_session_factory
+from worker.executor import Runtime, run_batch
+from worker.planner import plan_job
+from worker.producer import submit_job
+from worker.ratelimit import Reservation
+from worker.retry import Finished, RunAgain, Skipped
+from worker.settings import Settings
+from worker.validation import ItemValidator
+
+
+class GrantingLimiter:
+    """Test double: every slot is free now, or, when ``queue_seconds`` is set, that far away."""
+
+    def __init__(self) -> None:
+        self.queue_seconds = 0.0
+        self.reservations = 0
+
+    def reserve(self, limits, max_ahead):
+        self.reservations += 1
+        granted = self.queue_seconds <= max_ahead
+        return Reservation(granted, self.queue_seconds, 1000.0 + self.queue_seconds)
+
+    def now(self):
+        return 1000.0
+
+
+SETTINGS = Settings(
+    database_url="sqlite://",
+    accounts={
+        "aliyun": {"default": {"access_key_id": "AKID", "access_key_secret": "s3cret", "endpoint": "http://vendor.test/aliyun"}},
+        "huawei": {"default": {"project_id": "p1", "access_key": "HWAK", "secret_key": "hwsecret", "endpoint": "http://vendor.test/huawei"}},
+    },
+    retry={"max_attempts": 3, "backoff_base": 0.5, "backoff_cap": 4},
+)
+
+
+@pytest.fixture
+def env(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    Base.metadata.create_all(engine)
+    sessions = make_session_factory(engine)
+    handlers = []
+    calls = []
+
+    def route(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return handlers[0](request)
+
+    rt = Runtime(
+        settings=SETTINGS, sessions=sessions, http=httpx.Client(transport=httpx.MockTransport(route)),
+        limiter=GrantingLimiter(), sleep=lambda s: None, rand=lambda: 1.0,
+    )
+    yield rt, handlers, calls
+    engine.dispose()
+
+
+def start_job(rt, items):
+    validator = ItemValidator({"aliyun": {"default"}, "huawei": {"default"}, "zego": set()})
+    submitted = submit_job(rt.sessions, items, validator, lambda job_id: None)
+    with rt.sessions() as s:
+        plan_job(s, submitted.job_id)
+        batch_ids = s.scalars(select(Batch.id).where(Batch.job_id == submitted.job_id).order_by(Batch.id)).all()
+    return submitted.job_id, batch_ids
+
+
+def items_by_media(rt, job_id):
+    with rt.sessions() as s:
+        return {i.media_id: i for i in s.scalars(select(Item).where(Item.job_id == job_id))}
+
+
+def job_status(rt, job_id):
+    with rt.sessions() as s:
+        return s.get(Job, job_id).status
+
+
+def stream_answer(gone: set[str], request_id="req"):
+    def handler(request):
+        job_ids = parse_qs(urlsplit(str(request.url)).query)["JobIds"][0].split(",")
+        if gone & set(job_ids):
+            return httpx.Response(404, json={"RequestId": request_id, "Code": "InvalidStream.NotFound", "Message": "The stream does not exist."})
+        return httpx.Response(200, json={"RequestId": f"{request_id}-{len(job_ids)}-{job_ids[0]}"})
+
+    return handler
+
+
+def test_unnamed_culprit_is_found_by_splitting_and_the_rest_deleted(env):
+    rt, handlers, calls = env
+    job_id, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteStream", "VideoId": "v", "JobId": f"j{i:02}"} for i in range(20)])
+    handlers.append(stream_answer({"j13"}))
+    assert run_batch(rt, batch_id) == Finished()
+    items = items_by_media(rt, job_id)
+    assert items["j13"].status == "already_gone" and items["j13"].vendor_code == "InvalidStream.NotFound"
+    assert {m for m, i in items.items() if i.status == "deleted"} == {f"j{i:02}" for i in range(20)} - {"j13"}
+    # Each call named only ids of this batch, never more than 20, and every deleted id exactly once.
+    sent = [parse_qs(urlsplit(str(c.url)).query)["JobIds"][0].split(",") for c in calls]
+    assert all(len(ids) <= 20 for ids in sent) and len(sent) <= 11
+    succeeded = [ids for ids in sent if "j13" not in ids]
+    assert sorted(i for ids in succeeded for i in ids) == sorted(set(items) - {"j13"})
+    assert items["j00"].request_id.startswith("req-")
+    assert job_status(rt, job_id) == "completed"
+    with rt.sessions() as s:
+        verdicts = s.scalars(select(VendorCall.verdict)).all()
+    assert verdicts.count("split") >= 1 and len(verdicts) == len(calls)
+
+
+def test_retryable_answer_reschedules_then_completes(env):
+    rt, handlers, calls = env
+    job_id, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": f"a{i}"} for i in range(4)])
+    handlers.append(lambda r: httpx.Response(503, json={"error_code": "APIGW.0201", "error_msg": "busy", "request_id": "r1"}))
+    decision = run_batch(rt, batch_id)
+    assert isinstance(decision, RunAgain) and decision.delay == 0.5  # rand=1.0, first backoff = base
+    with rt.sessions() as s:
+        batch = s.get(Batch, batch_id)
+        assert (batch.status, batch.attempts) == ("queued", 1) and batch.next_attempt_at is not None
+        batch.next_attempt_at = None  # due now
+        s.commit()
+    handlers[0] = lambda r: httpx.Response(200, json={"delete_result_array": [
+        {"asset_id": a, "status": "DELETED"} for a in parse_qs(urlsplit(str(r.url)).query)["asset_id"]]})
+    assert run_batch(rt, batch_id) == Finished()
+    items = items_by_media(rt, job_id)
+    assert {i.status for i in items.values()} == {"deleted"} and {i.attempts for i in items.values()} == {2}
+    assert job_status(rt, job_id) == "completed"
+
+
+def test_items_fail_after_max_attempts_and_job_records_failures(env):
+    rt, handlers, _ = env
+    job_id, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "busy"}])
+    handlers.append(lambda r: httpx.Response(200, json={"delete_result_array": [{"asset_id": "busy", "status": "FAILED"}]}))
+    decisions = []
+    for _ in range(3):
+        decisions.append(run_batch(rt, batch_id))
+        with rt.sessions() as s:
+            s.get(Batch, batch_id).next_attempt_at = None
+            s.commit()
+    assert [type(d) for d in decisions] == [RunAgain, RunAgain, Finished]
+    item = items_by_media(rt, job_id)["busy"]
+    assert (item.status, item.attempts, item.vendor_code) == ("failed", 3, "FAILED")
+    assert "gave up after 3 attempts" in item.vendor_message
+    assert job_status(rt, job_id) == "completed_with_failures"
+
+
+def test_auth_refusal_halts_the_account_for_the_job(env):
+    rt, handlers, calls = env
+    job_id, batch_ids = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": f"a{i}"} for i in range(25)])
+    handlers.append(lambda r: httpx.Response(401, json={"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication information", "request_id": "r"}))
+    assert [run_batch(rt, b) for b in batch_ids] == [Finished()] * 3
+    assert len(calls) == 1  # the other batches failed without calling
+    items = items_by_media(rt, job_id).values()
+    assert {i.status for i in items} == {"failed"}
+    assert sorted({i.vendor_code for i in items}) == ["APIGW.0301", "AccountHalted"]
+    assert job_status(rt, job_id) == "completed_with_failures"
+
+
+def test_a_claimed_batch_is_not_run_twice(env):
+    rt, handlers, calls = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+
+    def reenter(request):
+        # While the vendor call is in flight, a second delivery of the same batch arrives.
+        assert run_batch(rt, batch_id) == Skipped("not due, held by another worker, or done")
+        return httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]})
+
+    handlers.append(reenter)
+    assert run_batch(rt, batch_id) == Finished()
+    assert isinstance(run_batch(rt, batch_id), Skipped) and len(calls) == 1
+
+
+def test_a_far_rate_limit_slot_gives_the_worker_back(env):
+    rt, handlers, calls = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    rt.limiter.queue_seconds = 30.0
+    decision = run_batch(rt, batch_id)
+    assert decision == RunAgain(30.0, permit_slot=1030.0, reason="waiting for its rate-limit slot")
+    assert calls == []
+    with rt.sessions() as s:
+        assert s.get(Batch, batch_id).status == "queued"
+        assert s.get(Batch, batch_id).attempts == 0  # waiting is not an attempt
+
+
+def test_transport_errors_and_garbage_are_retryable(env):
+    rt, handlers, _ = env
+    job_id, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+
+    def boom(request):
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    handlers.append(boom)
+    assert isinstance(run_batch(rt, batch_id), RunAgain)
+    assert items_by_media(rt, job_id)["a"].vendor_code == "ReadTimeout"
+    with rt.sessions() as s:
+        s.get(Batch, batch_id).next_attempt_at = None
+        s.commit()
+    handlers[0] = lambda r: httpx.Response(502, text="<html>Bad gateway</html>")
+    assert isinstance(run_batch(rt, batch_id), RunAgain)
+    assert items_by_media(rt, job_id)["a"].vendor_code == "MalformedResponse"

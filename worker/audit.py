@@ -1,0 +1,159 @@
+"""Write down what happened: one row per vendor call, each item's new state, and the job's end.
+
+Item updates are grouped by identical outcome, so a call costs a statement or two, not one per item.
+Final states are written only over ``pending`` items: an item never leaves a final state.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.orm import Session
+
+from models.tables import AccountHalt, Batch, Item, Job, VendorCall
+from worker.outcomes import BatchStatus, CallVerdict, ItemResult, ItemStatus, JobStatus, Outcome
+
+MESSAGE_LENGTH = 1000
+
+_FINAL = {Outcome.DELETED: ItemStatus.DELETED, Outcome.ALREADY_GONE: ItemStatus.ALREADY_GONE, Outcome.FAILED: ItemStatus.FAILED}
+
+
+@dataclass
+class PendingItem:
+    id: int
+    media_id: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    job_id: int
+    batch_id: int
+    action: str
+    account: str
+    started_at: datetime
+    latency_ms: float
+
+
+def _clip(text: str | None) -> str | None:
+    return text[:MESSAGE_LENGTH] if text else text
+
+
+def verdict_label(verdict: CallVerdict) -> str:
+    """One word for the call in the audit: split, halt, or the outcomes it gave (e.g. 'deleted+already_gone')."""
+    if verdict.split:
+        return "split"
+    if verdict.halt_account:
+        return "halt_account"
+    outcomes = sorted({result.outcome.value for result in verdict.items.values()})
+    return "+".join(outcomes)[:32] or "empty"
+
+
+def record_call(
+    session: Session,
+    call: CallRecord,
+    items: Sequence[PendingItem],
+    verdict: CallVerdict,
+    *,
+    max_attempts: int,
+    now: datetime,
+) -> list[PendingItem]:
+    """Store the call and apply its verdict to ``items``. Returns the items still pending afterwards.
+
+    A split answer decides nothing about any item, so it does not count as an attempt.
+    """
+    session.add(
+        VendorCall(
+            job_id=call.job_id, batch_id=call.batch_id, action=call.action, account=call.account,
+            item_count=len(items), started_at=call.started_at, latency_ms=call.latency_ms,
+            http_status=verdict.http_status, vendor_code=_clip(verdict.code), vendor_message=_clip(verdict.message),
+            request_id=_clip(verdict.request_id), verdict=verdict_label(verdict),
+        )
+    )
+    still_pending: list[PendingItem] = []
+    if not verdict.split:
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        uncertain = ItemResult(Outcome.RETRYABLE, "Uncertain", "the vendor's answer did not mention this id", verdict.request_id)
+        for item in items:
+            result = verdict.items.get(item.media_id, uncertain)
+            item.attempts += 1
+            status = _FINAL.get(result.outcome)
+            message = result.message
+            if status is None and item.attempts >= max_attempts:
+                status = ItemStatus.FAILED
+                message = f"gave up after {item.attempts} attempts: {result.message or result.code}"
+            if status is None:
+                still_pending.append(item)
+            key = (status, result.code, _clip(message), _clip(result.request_id))
+            groups[key].append(item.id)
+        for (status, code, message, request_id), ids in groups.items():
+            values = dict(
+                attempts=Item.attempts + 1, vendor_code=code, vendor_message=message, request_id=request_id,
+                first_sent_at=func.coalesce(Item.first_sent_at, call.started_at), last_sent_at=call.started_at,
+            )
+            if status is not None:
+                values.update(status=status.value, finished_at=now)
+            session.execute(
+                update(Item)
+                .where(Item.id.in_(ids), Item.status == ItemStatus.PENDING.value)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+    else:
+        still_pending = list(items)
+    session.commit()
+    return still_pending
+
+
+def fail_items(session: Session, item_ids: Sequence[int], code: str, message: str, now: datetime) -> None:
+    """Final failure decided without a vendor call (the account was halted or removed)."""
+    session.execute(
+        update(Item)
+        .where(Item.id.in_(item_ids), Item.status == ItemStatus.PENDING.value)
+        .values(status=ItemStatus.FAILED.value, vendor_code=code, vendor_message=_clip(message), finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def pending_items(session: Session, batch_id: int) -> list[PendingItem]:
+    rows = session.execute(
+        select(Item.id, Item.media_id, Item.attempts)
+        .where(Item.batch_id == batch_id, Item.status == ItemStatus.PENDING.value)
+        .order_by(Item.id)
+    )
+    return [PendingItem(*row) for row in rows]
+
+
+def halt_account(session: Session, job_id: int, vendor: str, account: str, verdict: CallVerdict) -> None:
+    if session.get(AccountHalt, (job_id, vendor, account)) is None:
+        session.add(AccountHalt(job_id=job_id, vendor=vendor, account=account, vendor_code=verdict.code, vendor_message=_clip(verdict.message)))
+        session.commit()
+
+
+def account_halt(session: Session, job_id: int, vendor: str, account: str) -> AccountHalt | None:
+    return session.get(AccountHalt, (job_id, vendor, account))
+
+
+def finish_job_if_done(session: Session, job_id: int, now: datetime) -> JobStatus | None:
+    """Mark the job completed when no batch is left undone. Safe to call any number of times, from any
+    worker: whichever batch commits last sees zero and closes the job."""
+    open_batches = session.scalar(
+        select(func.count()).select_from(Batch).where(Batch.job_id == job_id, Batch.status != BatchStatus.DONE.value)
+    )
+    if open_batches:
+        return None
+    failed = session.scalar(select(exists().where(Item.job_id == job_id, Item.status == ItemStatus.FAILED.value)))
+    status = JobStatus.COMPLETED_WITH_FAILURES if failed else JobStatus.COMPLETED
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)
+        .values(status=status.value, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return status if result.rowcount else None

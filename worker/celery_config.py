@@ -1,0 +1,35 @@
+"""Celery settings that the design depends on (see shared notes on Celery and Redis)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from worker.settings import Settings
+
+QUEUE = "mediapurge"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        # Results live in the database; a result backend would only duplicate them.
+        "task_ignore_result": True,
+        "result_backend": None,
+        # A task is acknowledged after it ran, and re-delivered if its worker process dies mid-batch.
+        # Both flags are needed: late acks alone still ack a task whose child was SIGKILLed.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # Batches are short but many; prefetching more would park them behind a sleeping one.
+        "worker_prefetch_multiplier": 1,
+        # Every countdown we use is shorter than this (retry waits are capped, long waits live in the
+        # database), so a message is never redelivered while a worker still holds it.
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_default_queue": QUEUE,
+        # Flower shows tasks from their events.
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+    }

@@ -1,0 +1,174 @@
+"""Send one batch to its vendor: claim it, wait for a rate-limit slot, call, classify, record, and decide
+what comes next. Plain code: the Celery task only turns the returned decision into a message.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.tables import Batch
+from models.types import utcnow
+from worker import audit, leases
+from worker.errors import ConfigurationError
+from worker.outcomes import CallVerdict
+from worker.ratelimit import Limit, RateLimiter, limits_for
+from worker.retry import BatchDecision, Finished, RunAgain, Skipped, backoff_delay
+from worker.settings import Settings
+from worker.vendors import OPERATIONS, Operation
+from worker.vendors.base import transport_failure
+
+log = logging.getLogger("mediapurge.executor")
+
+
+@dataclass
+class Runtime:
+    """What a worker process builds once and every batch shares."""
+
+    settings: Settings
+    sessions: sessionmaker[Session]
+    http: httpx.Client
+    limiter: RateLimiter
+    clock: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = field(default=random.random)
+
+
+def account_identity(op: Operation, account) -> str:  # noqa: ANN001
+    """The vendor-side identity a quota belongs to."""
+    return str(getattr(account, "app_id", None) or getattr(account, "access_key_id", None) or getattr(account, "project_id"))
+
+
+def call_limits(settings: Settings, op: Operation, account) -> list[Limit]:  # noqa: ANN001
+    rate = account.rate_limits.get(op.name, op.default_rate)
+    account_rate = account.rate_limits.get("*", op.account_rate)
+    return limits_for(op.vendor, op.name, account_identity(op, account), rate, account_rate)
+
+
+def late_tolerance(settings: Settings, limits: Sequence[Limit]) -> float:
+    """How late a reserved slot may be used without any window holding more than its limit: slots are
+    period/(calls x headroom) apart, which leaves period x (1/headroom - 1) of slack per window."""
+    return min((limit.period * (1 / settings.rate_limit_headroom - 1) for limit in limits), default=0.0)
+
+
+def _chunks(items: list[audit.PendingItem], size: int) -> deque[list[audit.PendingItem]]:
+    return deque(items[i : i + size] for i in range(0, len(items), size))
+
+
+def run_batch(rt: Runtime, batch_id: int, permit_slot: float | None = None) -> BatchDecision:
+    settings = rt.settings
+    with rt.sessions() as session:
+        lease = leases.claim(session, batch_id, rt.clock(), settings.lease_seconds)
+        if lease is None:
+            return Skipped("not due, held by another worker, or done")
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        op = OPERATIONS[batch.action]
+        pending = audit.pending_items(session, batch_id)
+
+        refusal = _refusal(session, settings, batch, op)
+        if refusal is not None:
+            audit.fail_items(session, [item.id for item in pending], *refusal, rt.clock())
+            pending = []
+        if not pending:
+            return _finish(session, rt, lease, batch.job_id)
+
+        account = settings.accounts.get(op.vendor, batch.account)
+        limits = call_limits(settings, op, account)
+        work = _chunks(pending, op.max_batch)
+        while work:
+            chunk = work.popleft()
+            wait = _acquire(rt, limits, permit_slot)
+            permit_slot = None
+            if isinstance(wait, RunAgain):
+                leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=wait.delay), count_attempt=False)
+                return wait
+            if wait > 0:
+                rt.sleep(wait)
+            verdict = _call(session, rt, op, account, batch, chunk)
+            if verdict.halt_account:
+                audit.halt_account(session, batch.job_id, op.vendor, batch.account, verdict)
+                rest = [item.id for part in work for item in part]
+                audit.fail_items(session, rest, "AccountHalted", f"{verdict.code}: {verdict.message}", rt.clock())
+                work.clear()
+            elif verdict.split and len(chunk) > 1:
+                middle = len(chunk) // 2
+                work.extendleft([chunk[middle:], chunk[:middle]])
+
+        if not audit.pending_items(session, batch_id):
+            return _finish(session, rt, lease, batch.job_id)
+        delay = backoff_delay(settings.retry, batch.attempts + 1, rt.rand)
+        leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=delay), count_attempt=True)
+        return RunAgain(delay, reason="retryable answers")
+
+
+def _refusal(session: Session, settings: Settings, batch: Batch, op: Operation) -> tuple[str, str] | None:
+    """(code, message) if the batch must fail without being sent."""
+    halt = audit.account_halt(session, batch.job_id, op.vendor, batch.account)
+    if halt is not None:
+        return "AccountHalted", f"{op.vendor} account {batch.account!r} halted for this job after {halt.vendor_code}: {halt.vendor_message}"
+    try:
+        settings.accounts.get(op.vendor, batch.account)
+    except ConfigurationError as exc:
+        return "AccountNotConfigured", str(exc)
+    return None
+
+
+def _finish(session: Session, rt: Runtime, lease: leases.Lease, job_id: int) -> Finished:
+    now = rt.clock()
+    leases.finish(session, lease, now)
+    audit.finish_job_if_done(session, job_id, now)
+    return Finished()
+
+
+def _acquire(rt: Runtime, limits: Sequence[Limit], permit_slot: float | None) -> float | RunAgain:
+    """Seconds to sleep before sending, or a RunAgain that gives the worker slot back meanwhile."""
+    settings = rt.settings
+    if permit_slot is not None:
+        early = permit_slot - rt.limiter.now()
+        if early >= -late_tolerance(settings, limits):
+            return max(0.0, early)
+        # Too late to use the reserved slot without crowding the next window: take a new one.
+    reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead)
+    if reservation.granted and reservation.wait <= settings.max_inline_wait:
+        return reservation.wait
+    if reservation.granted:
+        return RunAgain(reservation.wait, permit_slot=reservation.slot, reason="waiting for its rate-limit slot")
+    return RunAgain(max(reservation.wait - settings.max_reserve_ahead, settings.max_inline_wait), reason="rate limit queue is long")
+
+
+def _call(
+    session: Session, rt: Runtime, op: Operation, account, batch: Batch, chunk: list[audit.PendingItem]  # noqa: ANN001
+) -> CallVerdict:
+    media_ids = [item.media_id for item in chunk]
+    started_at = rt.clock()
+    started = time.perf_counter()
+    request = op.build_request(account, batch.group_key, media_ids, started_at, uuid.uuid4().hex)
+    try:
+        response = rt.http.send(request)
+    except httpx.HTTPError as exc:
+        verdict = transport_failure(media_ids, exc)
+    else:
+        try:
+            verdict = op.classify(media_ids, response)
+        except Exception as exc:  # a classification bug must not lose the call's record
+            log.exception("classifying %s answer failed", op.action)
+            verdict = transport_failure(media_ids, exc)
+    latency_ms = (time.perf_counter() - started) * 1000
+    # Never log the request URL: for Alibaba Cloud and ZEGO it carries the signature.
+    log.info(
+        "%s batch=%s account=%s ids=%d http=%s code=%s request_id=%s %.1fms",
+        op.action, batch.id, batch.account, len(media_ids), verdict.http_status, verdict.code, verdict.request_id, latency_ms,
+    )
+    call = audit.CallRecord(batch.job_id, batch.id, op.action, batch.account, started_at, latency_ms)
+    audit.record_call(session, call, chunk, verdict, max_attempts=rt.settings.retry.max_attempts, now=rt.clock())
+    return verdict

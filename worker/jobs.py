@@ -1,0 +1,185 @@
+"""The Python entrance: submit a job, read its status, write its report. The CLI is a thin shell over it."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.tables import Item, Job
+from models.types import utcnow
+from worker.errors import JobNotFound
+from worker.outcomes import ItemStatus, JobStatus
+from worker.producer import Submitted, submit_job
+from worker.readers import detect_format, read_items
+from worker.settings import Settings
+from worker.validation import ItemValidator, all_fields
+from worker.vendors import OPERATIONS
+
+RATE_WINDOW = timedelta(seconds=60)
+
+
+def validator_for(settings: Settings) -> ItemValidator:
+    return ItemValidator({vendor: settings.accounts.names(vendor) for vendor in ("aliyun", "zego", "huawei")})
+
+
+def celery_enqueue(job_id: int) -> None:
+    from tasks.jobs import plan_job
+
+    plan_job.delay(job_id)
+
+
+def submit(
+    items: Iterable[dict[str, Any]] | str | Path,
+    *,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    idempotency_key: str | None = None,
+    fmt: str | None = None,
+    enqueue: Callable[[int], None] = celery_enqueue,
+) -> Submitted:
+    """Submit a job from a list of item dicts or from a JSON Lines / CSV file.
+
+    Raises SubmissionRejected (listing every problem by line and field) and writes nothing if any item
+    is bad. The same ``idempotency_key`` returns the existing job.
+    """
+    validator = validator_for(settings)
+    if isinstance(items, (str, Path)):
+        path = Path(items)
+        with path.open("rb") as stream:
+            rows = read_items(stream, fmt or detect_format(path), all_fields())
+            return submit_job(sessions, rows, validator, enqueue, idempotency_key=idempotency_key, source=str(path)[-500:])
+    return submit_job(sessions, items, validator, enqueue, idempotency_key=idempotency_key, source="python")
+
+
+@dataclass
+class JobSummary:
+    job_id: int
+    status: JobStatus
+    total: int
+    counts: dict[ItemStatus, int]
+    created_at: datetime
+    finished_at: datetime | None
+    rate_per_second: float  # items finished per second over the last minute
+    batch_count: int
+    duplicate_count: int
+    source: str | None = None
+    by_action: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        return self.total - self.counts.get(ItemStatus.PENDING, 0)
+
+    @property
+    def progress(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id, "status": self.status.value, "total": self.total, "done": self.done,
+            "progress": round(self.progress, 4), "counts": {s.value: self.counts.get(s, 0) for s in ItemStatus},
+            "by_action": self.by_action, "rate_per_second": round(self.rate_per_second, 2),
+            "batches": self.batch_count, "duplicates_ignored": self.duplicate_count, "source": self.source,
+            "created_at": self.created_at.isoformat(), "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+        }
+
+
+def job_status(session: Session, job_id: int) -> JobSummary:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise JobNotFound(f"no job {job_id}")
+    counts: dict[ItemStatus, int] = {}
+    by_action: dict[str, dict[str, int]] = {}
+    rows = session.execute(
+        select(Item.action, Item.status, func.count()).where(Item.job_id == job_id).group_by(Item.action, Item.status)
+    )
+    for action, status, count in rows:
+        counts[ItemStatus(status)] = counts.get(ItemStatus(status), 0) + count
+        by_action.setdefault(action, {})[status] = count
+    now = utcnow()
+    end = job.finished_at or now
+    since = end - RATE_WINDOW
+    recent = session.scalar(
+        select(func.count()).select_from(Item).where(Item.job_id == job_id, Item.finished_at > since, Item.finished_at <= end)
+    ) or 0
+    window = min(RATE_WINDOW, end - job.created_at).total_seconds() or 1.0
+    return JobSummary(
+        job_id=job.id, status=JobStatus(job.status), total=job.item_count, counts=counts, created_at=job.created_at,
+        finished_at=job.finished_at, rate_per_second=recent / window, batch_count=job.batch_count,
+        duplicate_count=job.duplicate_count, source=job.source, by_action=by_action,
+    )
+
+
+def wait_for_job(
+    sessions: sessionmaker[Session],
+    job_id: int,
+    *,
+    timeout: float | None = None,
+    poll: float = 0.5,
+    on_progress: Callable[[JobSummary], None] | None = None,
+) -> JobSummary:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with sessions() as session:
+            summary = job_status(session, job_id)
+        if on_progress:
+            on_progress(summary)
+        if summary.status.is_final:
+            return summary
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} still {summary.status.value} after {timeout} s ({summary.done}/{summary.total} done)")
+        time.sleep(poll)
+
+
+# The report: one row per item, columns named as in a submission so a report can be re-submitted.
+ID_COLUMNS = [name for name in all_fields() if name not in ("action", "account")]
+AUDIT_COLUMNS = [
+    "status", "attempts", "vendor_code", "vendor_message", "request_id", "batch_id",
+    "created_at", "first_sent_at", "last_sent_at", "finished_at",
+]
+REPORT_COLUMNS = ["line", "action", "account", *ID_COLUMNS, *AUDIT_COLUMNS]
+
+
+def report_rows(session: Session, job_id: int, chunk: int = 5_000) -> Iterator[dict[str, Any]]:
+    if session.get(Job, job_id) is None:
+        raise JobNotFound(f"no job {job_id}")
+    rows = session.scalars(select(Item).where(Item.job_id == job_id).order_by(Item.line, Item.id)).yield_per(chunk)
+    for item in rows:
+        op = OPERATIONS[item.action]
+        row: dict[str, Any] = {"line": item.line, "action": item.action, "account": item.account}
+        if op.group_field:
+            row[op.group_field] = item.group_key
+        row[op.id_field] = item.media_id
+        for name in AUDIT_COLUMNS:
+            value = getattr(item, name)
+            row[name] = value.isoformat() if isinstance(value, datetime) else value
+        yield row
+        session.expunge(item)
+
+
+def write_report(session: Session, job_id: int, out: IO[str], fmt: str) -> int:
+    """Write the completion report as CSV or a JSON array; returns the number of rows. Streams."""
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in report_rows(session, job_id):
+            writer.writerow(row)
+            count += 1
+    elif fmt == "json":
+        out.write("[")
+        for row in report_rows(session, job_id):
+            out.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
+            count += 1
+        out.write("\n]\n" if count else "]\n")
+    else:
+        raise ValueError(f"unknown report format {fmt!r} (csv or json)")
+    return count

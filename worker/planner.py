@@ -1,0 +1,98 @@
+"""Split a submitted job into vendor-sized batches, set-based in SQL so a million items never pass
+through Python.
+
+Items of one batch share (action, account, group_key): DeleteStream JobIds of one VideoId, DeleteMedia
+FileIds of one CDN Vendor, DeleteAssets asset_ids of one project, and are at most the operation's
+``max_batch``. Planning is idempotent: a job already planned is left as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from models.tables import Batch, Job
+from models.types import utcnow
+from worker.outcomes import BatchStatus, JobStatus
+from worker.vendors import OPERATIONS
+
+# Number each item within its (account, group_key) of one action; integer division by the batch size
+# gives the ordinal of the batch it belongs to. Portable: PostgreSQL and SQLite >= 3.33.
+_NUMBERED = """
+    SELECT id, account, group_key,
+           (row_number() OVER (PARTITION BY account, group_key ORDER BY id) - 1) / :size AS ordinal
+    FROM items WHERE job_id = :job_id AND action = :action
+"""
+
+_CREATE_BATCHES = text(f"""
+    INSERT INTO batches (job_id, action, account, group_key, ordinal, status, item_count, attempts, version, created_at)
+    SELECT :job_id, :action, account, group_key, ordinal, :queued, count(*), 0, 0, :now
+    FROM ({_NUMBERED}) AS numbered
+    GROUP BY account, group_key, ordinal
+    ORDER BY min(id)
+""")
+
+_ASSIGN_ITEMS = text(f"""
+    UPDATE items SET batch_id = assigned.batch_id
+    FROM (
+        SELECT numbered.id AS item_id, batches.id AS batch_id
+        FROM ({_NUMBERED}) AS numbered
+        JOIN batches ON batches.job_id = :job_id AND batches.action = :action
+             AND batches.account = numbered.account AND batches.group_key = numbered.group_key
+             AND batches.ordinal = numbered.ordinal
+    ) AS assigned
+    WHERE items.id = assigned.item_id
+""")
+
+
+def plan_job(session: Session, job_id: int) -> bool:
+    """Create the job's batches and mark it running. Returns False if it was planned already."""
+    query = select(Job).where(Job.id == job_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()  # two plan tasks for one job: the second waits, then sees it planned
+    job = session.scalars(query).one()
+    if job.status != JobStatus.SUBMITTED.value:
+        return False
+    actions = session.scalars(text("SELECT DISTINCT action FROM items WHERE job_id = :job_id"), {"job_id": job_id}).all()
+    now = utcnow()
+    for action in actions:
+        params = {"job_id": job_id, "action": action, "size": OPERATIONS[action].max_batch}
+        session.execute(_CREATE_BATCHES, {**params, "queued": BatchStatus.QUEUED.value, "now": now})
+        session.execute(_ASSIGN_ITEMS, params)
+    batch_count = session.scalar(text("SELECT count(*) FROM batches WHERE job_id = :job_id"), {"job_id": job_id})
+    session.execute(
+        update(Job).where(Job.id == job_id).values(status=JobStatus.RUNNING.value, planned_at=now, batch_count=batch_count)
+    )
+    session.commit()
+    return True
+
+
+def queued_batch_ids(session: Session, job_id: int, chunk: int = 10_000) -> Iterator[list[int]]:
+    """Ids of the job's batches waiting for a worker, in chunks, interleaving actions and accounts so
+    every vendor starts at once instead of one vendor's batches queueing ahead of the others'."""
+    rows = session.execute(
+        select(Batch.id, Batch.action, Batch.account)
+        .where(Batch.job_id == job_id, Batch.status == BatchStatus.QUEUED.value)
+        .order_by(Batch.id)
+    ).yield_per(chunk)
+    lanes: dict[tuple[str, str], list[int]] = {}
+    for batch_id, action, account in rows:
+        lanes.setdefault((action, account), []).append(batch_id)
+    # Round-robin over the lanes. Memory: one int per batch, i.e. ~1/10 of the items at worst.
+    out: list[int] = []
+    queues = [iter(ids) for ids in lanes.values()]
+    while queues:
+        alive = []
+        for queue in queues:
+            batch_id = next(queue, None)
+            if batch_id is not None:
+                out.append(batch_id)
+                alive.append(queue)
+                if len(out) >= chunk:
+                    yield out
+                    out = []
+        queues = alive
+    if out:
+        yield out

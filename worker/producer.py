@@ -1,0 +1,142 @@
+"""Accept a deletion job: validate every item, write the job and its items in one transaction, then
+enqueue one small task that carries only the job's id.
+
+Either the whole submission is written or nothing is: items are inserted as they are read (memory stays
+flat), and the transaction is rolled back if any line turns out to be bad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.tables import Item, Job
+from models.types import utcnow
+from worker.errors import Problem, SubmissionRejected
+from worker.outcomes import ItemStatus, JobStatus
+from worker.readers import Row
+from worker.validation import ItemValidator, ValidItem
+
+INSERT_CHUNK = 5_000
+MAX_PROBLEMS_SHOWN = 100
+IDEMPOTENCY_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job_id: int
+    created: bool  # False when the idempotency key named an existing job
+    item_count: int
+    duplicate_count: int
+
+
+def _insert_ignoring_duplicates(session: Session):
+    """INSERT ... ON CONFLICT DO NOTHING: a duplicate item of the same job is kept once."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(Item).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(Item).on_conflict_do_nothing()
+    return insert(Item).prefix_with("IGNORE")
+
+
+def _rows(lines: Iterable[Row] | Iterable[dict[str, Any]]) -> Iterator[Row]:
+    """Accept rows from a reader, or plain dicts from Python (numbered from 1)."""
+    for number, row in enumerate(lines, start=1):
+        if isinstance(row, tuple):
+            yield row
+        else:
+            yield number, row if isinstance(row, dict) else Problem(number, None, f"expected an object, got {type(row).__name__}")
+
+
+def _existing(session: Session, key: str) -> Submitted | None:
+    job = session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+    if job is None:
+        return None
+    return Submitted(job.id, False, job.item_count, job.duplicate_count)
+
+
+def submit_job(
+    sessions: sessionmaker[Session],
+    lines: Iterable[Row] | Iterable[dict[str, Any]],
+    validator: ItemValidator,
+    enqueue: Callable[[int], None],
+    *,
+    idempotency_key: str | None = None,
+    source: str | None = None,
+) -> Submitted:
+    """Write a job and its items, then ``enqueue(job_id)``. Raises SubmissionRejected, writing nothing."""
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_LENGTH):
+        raise SubmissionRejected([Problem(0, "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters")])
+    with sessions() as session:
+        if idempotency_key is not None and (found := _existing(session, idempotency_key)):
+            return found
+        try:
+            submitted = _write(session, lines, validator, idempotency_key, source)
+        except IntegrityError:
+            # Another submission with the same key committed first: answer with its job.
+            session.rollback()
+            found = _existing(session, idempotency_key) if idempotency_key else None
+            if found is None:
+                raise
+            return found
+    enqueue(submitted.job_id)
+    return submitted
+
+
+def _write(
+    session: Session,
+    lines: Iterable[Row] | Iterable[dict[str, Any]],
+    validator: ItemValidator,
+    idempotency_key: str | None,
+    source: str | None,
+) -> Submitted:
+    job = Job(idempotency_key=idempotency_key, status=JobStatus.SUBMITTED.value, source=source)
+    session.add(job)
+    session.flush()
+    statement = _insert_ignoring_duplicates(session)
+    now = utcnow()
+    problems: list[Problem] = []
+    problem_count = 0
+    accepted = 0
+
+    def valid_rows() -> Iterator[dict[str, Any]]:
+        nonlocal problem_count, accepted
+        for number, row in _rows(lines):
+            result = row if isinstance(row, Problem) else validator.validate(number, row)
+            if isinstance(result, ValidItem):
+                accepted += 1
+                if not problem_count:  # after the first problem nothing will be kept: stop writing
+                    yield {
+                        "job_id": job.id, "line": result.line, "action": result.action, "account": result.account,
+                        "group_key": result.group_key, "media_id": result.media_id,
+                        "status": ItemStatus.PENDING.value, "attempts": 0, "created_at": now,
+                    }
+                continue
+            for problem in [result] if isinstance(result, Problem) else result:
+                problem_count += 1
+                if len(problems) < MAX_PROBLEMS_SHOWN:
+                    problems.append(problem)
+
+    rows = valid_rows()
+    while chunk := list(islice(rows, INSERT_CHUNK)):
+        session.execute(statement, chunk)
+    if not problem_count and accepted == 0:
+        problems.append(Problem(0, None, "the submission holds no items"))
+        problem_count = 1
+    if problem_count:
+        session.rollback()
+        raise SubmissionRejected(problems, problem_count)
+
+    item_count = session.scalar(select(func.count()).select_from(Item).where(Item.job_id == job.id)) or 0
+    job.item_count = item_count
+    job.duplicate_count = accepted - item_count
+    session.commit()
+    return Submitted(job.id, True, item_count, accepted - item_count)

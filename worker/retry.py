@@ -1,0 +1,37 @@
+"""Retry decisions as values, computed by plain functions (procrastinate's RetryDecision idea)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from worker.settings import RetryPolicy
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, rand: Callable[[], float]) -> float:
+    """Full jitter (botocore standard mode): rand(0,1) x min(base x 2^(attempt-1), cap)."""
+    return rand() * min(policy.backoff_cap, policy.backoff_base * 2 ** max(0, attempt - 1))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """No item of the batch is pending any more."""
+
+
+@dataclass(frozen=True)
+class RunAgain:
+    """Run the batch again in ``delay`` seconds; ``permit_slot`` is a rate-limit slot already reserved for it."""
+
+    delay: float
+    permit_slot: float | None = None
+    reason: str = "retry"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Another worker holds the batch, it is not due yet, or it is done: this delivery has nothing to do."""
+
+    reason: str
+
+
+BatchDecision = Finished | RunAgain | Skipped
