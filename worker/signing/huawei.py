@@ -39,9 +39,8 @@ def canonical_request(
     canonical_path = "/".join(segments)
     if not canonical_path.endswith("/"):
         canonical_path += "/"
-    canonical_query = "&".join(
-        f"{k}={v}" for k, v in sorted((rfc3986(k), rfc3986(v)) for k, v in _flatten(query))
-    )
+    # Sorted on the raw names and values, then encoded, as huaweicloudsdkcore's Signer does.
+    canonical_query = "&".join(f"{rfc3986(k)}={rfc3986(v)}" for k, v in sorted(_flatten(query)))
     lowered = {k.lower(): v.strip() for k, v in headers.items()}
     names = sorted(lowered)
     request = "\n".join(

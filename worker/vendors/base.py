@@ -49,7 +49,10 @@ class Operation(ABC, Generic[AccountT]):
     def build_request(
         self, account: AccountT, group_key: str, media_ids: Sequence[str], now: datetime, nonce: str
     ) -> httpx.Request:
-        """A signed request deleting exactly ``media_ids`` (all sharing ``group_key``), nothing else."""
+        """A signed request deleting exactly ``media_ids`` (all sharing ``group_key``), nothing else.
+
+        ``now`` is timezone-aware; ``nonce`` is unique per request (the executor passes a uuid4 hex).
+        """
 
     @abstractmethod
     def classify(self, media_ids: Sequence[str], response: httpx.Response) -> CallVerdict:
@@ -70,7 +73,7 @@ def json_body(response: httpx.Response) -> dict[str, Any]:
     """The answer's JSON object, or MalformedAnswer (an HTML error page, truncated JSON, a list...)."""
     try:
         body = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # json raises RecursionError on "[[[[..."
         raise MalformedAnswer(f"HTTP {response.status_code} body is not JSON") from None
     if not isinstance(body, dict):
         raise MalformedAnswer(f"HTTP {response.status_code} body is JSON but not an object")
