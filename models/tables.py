@@ -52,6 +52,7 @@ class Batch(Base):
 
     __tablename__ = "batches"
     __table_args__ = (
+        UniqueConstraint("job_id", "action", "account", "group_key", "ordinal"),
         Index(None, "job_id", "status"),
         Index(None, "status", "next_attempt_at"),
     )
