@@ -21,8 +21,9 @@ from worker.errors import MediapurgeError, SubmissionRejected
 from worker.settings import CONFIG_ENV
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Bulk media deletion at video-cloud vendors, with a per-item audit.")
-out = Console()
-err = Console(stderr=True)
+# Off a terminal rich assumes 80 columns and would cut the tables; logs and CI are wider than that.
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def _friendly(command):  # noqa: ANN001

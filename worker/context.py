@@ -6,6 +6,7 @@ arguments.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 
@@ -16,6 +17,17 @@ from models.db import make_engine, make_session_factory
 from worker.executor import Runtime
 from worker.ratelimit import RateLimiter
 from worker.settings import Settings, load_settings
+
+
+# httpx logs every request URL at INFO; Alibaba Cloud and ZEGO URLs carry their signatures.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def dispatch_batch(batch_id: int) -> None:
+    from tasks.jobs import delete_batch
+
+    delete_batch.apply_async((batch_id,))
 
 
 @lru_cache(maxsize=1)
@@ -43,4 +55,4 @@ def build_runtime(config: Settings) -> Runtime:
         follow_redirects=False,
     )
     limiter = RateLimiter(redis.Redis.from_url(config.rate_limit_store_url), headroom=config.rate_limit_headroom)
-    return Runtime(settings=config, sessions=make_session_factory(engine), http=http, limiter=limiter)
+    return Runtime(settings=config, sessions=make_session_factory(engine), http=http, limiter=limiter, dispatch=dispatch_batch)

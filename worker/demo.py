@@ -58,7 +58,7 @@ endpoint = "{sandbox_url}/huawei"
 def run_demo(*, items: int, directory: Path, missing: float, console: Console) -> None:
     from migrations.runner import upgrade
     from worker import context, jobs
-    from worker.embedded import EmbeddedRedis, WorkerProcess
+    from worker.embedded import EmbeddedRedis, WorkerProcess, free_port
     from worker.sandbox import Sandbox, SandboxConfig, generate_media
     from worker.settings import CONFIG_ENV, load_settings
 
@@ -69,22 +69,21 @@ def run_demo(*, items: int, directory: Path, missing: float, console: Console) -
         stale.unlink()
 
     with EmbeddedRedis() as redis_server:
-        sandbox = Sandbox(SandboxConfig(), host="127.0.0.1", port=0)
-        sandbox.start()
+        port = free_port()
+        config_path = _write_config(directory, f"http://127.0.0.1:{port}")
+        env = {
+            **os.environ,
+            CONFIG_ENV: str(config_path),
+            "MEDIAPURGE_DATABASE_URL": f"sqlite:///{database}",
+            "MEDIAPURGE_BROKER_URL": redis_server.url,
+        }
+        os.environ.update({k: env[k] for k in (CONFIG_ENV, "MEDIAPURGE_DATABASE_URL", "MEDIAPURGE_BROKER_URL")})
+        context.settings.cache_clear()
+        settings = load_settings()
+        sandbox = Sandbox(SandboxConfig.from_settings(settings), host="127.0.0.1", port=port).start()
         try:
-            config_path = _write_config(directory, sandbox.url)
-            env = {
-                **os.environ,
-                CONFIG_ENV: str(config_path),
-                "MEDIAPURGE_DATABASE_URL": f"sqlite:///{database}",
-                "MEDIAPURGE_BROKER_URL": redis_server.url,
-            }
-            os.environ.update({k: env[k] for k in (CONFIG_ENV, "MEDIAPURGE_DATABASE_URL", "MEDIAPURGE_BROKER_URL")})
-            context.settings.cache_clear()
-            settings = load_settings()
-            sandbox.configure_accounts(SandboxConfig.from_settings(settings))
             counts = {action: max(1, round(items * share)) for action, share in DEMO_SHARES.items()}
-            seed, job_items = generate_media(counts, missing_fraction=missing, rng_seed=7, settings=settings)
+            seed, job_items = generate_media(counts, missing_fraction=missing, rng_seed=7, accounts=sandbox.config, shuffle=True)
             sandbox.seed(seed)
             items_file = directory / "items.jsonl"
             with items_file.open("w", encoding="utf-8") as stream:
@@ -126,7 +125,7 @@ def _print_agreement(console: Console, sessions, job_id: int, sandbox) -> None: 
         audited = Counter(
             (action, status) for action, status in session.execute(select(Item.action, Item.status).where(Item.job_id == job_id))
         )
-    deleted_at_vendor = Counter(entry["action"] for entry in sandbox.deleted())
+    deleted_at_vendor = Counter(f"{entry['vendor']}.{entry['operation']}" for entry in sandbox.deleted())
     table = Table(title="audit vs. the sandbox's own record")
     for column in ("action", "deleted (audit)", "deleted (sandbox)", "already gone", "failed"):
         table.add_column(column, justify="right" if column != "action" else "left")

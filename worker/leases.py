@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from models.tables import Batch
+from models.tables import Batch, Item
 from worker.outcomes import BatchStatus
 
 # A message may arrive a little before the batch's next_attempt_at (clocks of different hosts).
@@ -78,3 +78,27 @@ def finish(session: Session, lease: Lease, now: datetime) -> None:
         .execution_options(synchronize_session=False)
     )
     session.commit()
+
+
+def split_off(session: Session, batch: Batch, item_ids: list[int], now: datetime) -> int:
+    """Move ``item_ids`` out of ``batch`` into a new queued batch; returns its id.
+
+    Used when the vendor refused a call for an id it did not name: each half is then its own batch, so
+    the search for the culprit survives a requeue (a rate-limit wait, a crash) instead of starting over.
+    The new batch's ordinal is minus the smallest item id it holds: unique, because that item stays
+    first in the new batch's first half whenever the new batch is split again.
+    """
+    new = Batch(
+        job_id=batch.job_id, action=batch.action, account=batch.account, group_key=batch.group_key,
+        ordinal=-min(item_ids), status=BatchStatus.QUEUED.value, item_count=len(item_ids), attempts=batch.attempts,
+        version=0, created_at=now,
+    )
+    session.add(new)
+    session.flush()
+    session.execute(
+        update(Item).where(Item.id.in_(item_ids)).values(batch_id=new.id).execution_options(synchronize_session=False)
+    )
+    remaining = session.scalar(select(Batch.item_count).where(Batch.id == batch.id)) - len(item_ids)
+    session.execute(update(Batch).where(Batch.id == batch.id).values(item_count=remaining).execution_options(synchronize_session=False))
+    session.commit()
+    return new.id

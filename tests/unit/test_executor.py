@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from models import Base, Batch, Item, Job, VendorCall, make_engine, make_session_factory
 from worker.executor import Runtime, run_batch
@@ -52,6 +52,7 @@ def env(tmp_path):
     sessions = make_session_factory(engine)
     handlers = []
     calls = []
+    dispatched = []
 
     def route(request: httpx.Request) -> httpx.Response:
         calls.append(request)
@@ -59,7 +60,7 @@ def env(tmp_path):
 
     rt = Runtime(
         settings=SETTINGS, sessions=sessions, http=httpx.Client(transport=httpx.MockTransport(route)),
-        limiter=GrantingLimiter(), sleep=lambda s: None, rand=lambda: 1.0,
+        limiter=GrantingLimiter(), dispatch=dispatched.append, sleep=lambda s: None, rand=lambda: 1.0,
     )
     yield rt, handlers, calls
     engine.dispose()
@@ -99,6 +100,15 @@ def test_unnamed_culprit_is_found_by_splitting_and_the_rest_deleted(env):
     job_id, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteStream", "VideoId": "v", "JobId": f"j{i:02}"} for i in range(20)])
     handlers.append(stream_answer({"j13"}))
     assert run_batch(rt, batch_id) == Finished()
+    # Each split hands its second half over as a new batch, which is run in turn.
+    ran = [batch_id]
+    while rt.dispatch.__self__:
+        ran.append(rt.dispatch.__self__.pop(0))
+        assert run_batch(rt, ran[-1]) == Finished()
+    assert len(ran) == len(set(ran)) > 1
+    with rt.sessions() as s:
+        assert sorted(s.scalars(select(Batch.item_count).where(Batch.job_id == job_id))) == sorted(
+            s.scalar(select(func.count()).select_from(Item).where(Item.batch_id == b)) for b in ran)
     items = items_by_media(rt, job_id)
     assert items["j13"].status == "already_gone" and items["j13"].vendor_code == "InvalidStream.NotFound"
     assert {m for m, i in items.items() if i.status == "deleted"} == {f"j{i:02}" for i in range(20)} - {"j13"}
@@ -204,3 +214,23 @@ def test_transport_errors_and_garbage_are_retryable(env):
     handlers[0] = lambda r: httpx.Response(502, text="<html>Bad gateway</html>")
     assert isinstance(run_batch(rt, batch_id), RunAgain)
     assert items_by_media(rt, job_id)["a"].vendor_code == "MalformedResponse"
+
+
+def test_a_split_survives_a_requeue(env):
+    """The culprit search is kept in the database: a rate-limit wait after a split does not start it over."""
+    rt, handlers, calls = env
+    job_id, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": f"a{i}"} for i in range(10)])
+    handlers.append(lambda r: httpx.Response(403, json={"error_code": "VOD.10062", "error_msg": "Media asset or resource does not exist"}))
+    first = rt.limiter.reserve
+
+    def slow_after_first(limits, max_ahead):
+        rt.limiter.queue_seconds = 30.0 if rt.limiter.reservations else 0.0
+        return first(limits, max_ahead)
+
+    rt.limiter.reserve = slow_after_first
+    assert isinstance(run_batch(rt, batch_id), RunAgain)
+    [new_batch] = rt.dispatch.__self__
+    with rt.sessions() as s:
+        sizes = dict(s.execute(select(Batch.id, Batch.item_count)).all())
+    assert sizes == {batch_id: 5, new_batch: 5}
+    assert len(calls) == 1
