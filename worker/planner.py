@@ -34,16 +34,15 @@ _CREATE_BATCHES = text(f"""
     ORDER BY min(id)
 """)
 
+# MATERIALIZED: the numbering is computed once, whatever join order the planner picks.
 _ASSIGN_ITEMS = text(f"""
-    UPDATE items SET batch_id = assigned.batch_id
-    FROM (
-        SELECT numbered.id AS item_id, batches.id AS batch_id
-        FROM ({_NUMBERED}) AS numbered
-        JOIN batches ON batches.job_id = :job_id AND batches.action = :action
-             AND batches.account = numbered.account AND batches.group_key = numbered.group_key
-             AND batches.ordinal = numbered.ordinal
-    ) AS assigned
-    WHERE items.id = assigned.item_id
+    WITH numbered AS MATERIALIZED ({_NUMBERED})
+    UPDATE items SET batch_id = batches.id
+    FROM numbered
+    JOIN batches ON batches.job_id = :job_id AND batches.action = :action
+         AND batches.account = numbered.account AND batches.group_key = numbered.group_key
+         AND batches.ordinal = numbered.ordinal
+    WHERE items.id = numbered.id
 """)
 
 
@@ -57,9 +56,16 @@ def plan_job(session: Session, job_id: int) -> bool:
         return False
     actions = session.scalars(text("SELECT DISTINCT action FROM items WHERE job_id = :job_id"), {"job_id": job_id}).all()
     now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        # The items were just bulk-inserted: without fresh statistics PostgreSQL believes the job has
+        # one item and picks nested loops that take minutes on a large job.
+        session.execute(text("ANALYZE items"))
+        session.execute(text("ANALYZE batches"))
     for action in actions:
         params = {"job_id": job_id, "action": action, "size": OPERATIONS[action].max_batch}
         session.execute(_CREATE_BATCHES, {**params, "queued": BatchStatus.QUEUED.value, "now": now})
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("ANALYZE batches"))
         session.execute(_ASSIGN_ITEMS, params)
     batch_count = session.scalar(text("SELECT count(*) FROM batches WHERE job_id = :job_id"), {"job_id": job_id})
     session.execute(

@@ -1,0 +1,80 @@
+"""The shared limiter on a real Redis, used by several processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import pytest
+import redis
+
+from worker.ratelimit import Limit, RateLimiter, limits_for
+
+pytestmark = pytest.mark.integration
+
+
+def _reserve_many(url: str, limits: list[Limit], count: int, out) -> None:  # noqa: ANN001
+    limiter = RateLimiter(redis.Redis.from_url(url))
+    slots = []
+    while len(slots) < count:
+        reservation = limiter.reserve(limits, max_ahead=0.5)
+        if reservation.granted:
+            slots.append(reservation.slot)
+    out.put(slots)
+
+
+@pytest.fixture
+def client(redis_url):
+    connection = redis.Redis.from_url(redis_url)
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+def test_processes_share_one_limit(redis_url, client):
+    limits = limits_for("zego", "DeleteMedia", "1234567890", "50/s", None)
+    queue = multiprocessing.get_context("spawn").Queue()
+    processes = [multiprocessing.get_context("spawn").Process(target=_reserve_many, args=(redis_url, limits, 25, queue)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    slots = sorted(slot for _ in processes for slot in queue.get(timeout=60))
+    for process in processes:
+        process.join(10)
+    assert len(slots) == 100
+    gaps = [b - a for a, b in zip(slots, slots[1:])]
+    assert min(gaps) >= 0.02 - 1e-6  # 50/s: one slot every 20 ms, whoever asked
+    # No one-second window holds more than 50 slots.
+    assert max(sum(1 for s in slots if start <= s < start + 1.0) for start in slots) <= 50
+
+
+def test_a_call_counts_against_its_operation_and_its_account(client):
+    limiter = RateLimiter(client)
+    account = limits_for("huawei", "DeleteAssets", "proj", "100/s", "10/s")
+    other_operation = limits_for("huawei", "OtherOperation", "proj", "100/s", "10/s")
+    first = limiter.reserve(account, max_ahead=5)
+    second = limiter.reserve(other_operation, max_ahead=5)
+    # The account-wide 10/s applies across operations: 100 ms apart, not 10 ms.
+    assert second.slot - first.slot == pytest.approx(0.1, abs=1e-6)
+
+
+def test_far_slots_are_not_reserved(client):
+    limiter = RateLimiter(client)
+    limits = [Limit("mediapurge:rl:test:slow", 1, 10.0)]  # one call per 10 s
+    assert limiter.reserve(limits, max_ahead=1).granted
+    refused = limiter.reserve(limits, max_ahead=1)
+    assert not refused.granted and 9 < refused.wait <= 10
+    # Being refused reserved nothing: the next caller is told the same wait, not a longer one.
+    assert limiter.reserve(limits, max_ahead=1).wait == pytest.approx(refused.wait, abs=0.05)
+    granted_far = limiter.reserve(limits, max_ahead=20)
+    assert granted_far.granted and limiter.reserve(limits, max_ahead=30).wait > 19
+
+
+def test_headroom_spaces_slots_further(client):
+    limiter = RateLimiter(client, headroom=0.5)
+    limits = [Limit("mediapurge:rl:test:headroom", 10, 1.0)]
+    a, b = limiter.reserve(limits, 5), limiter.reserve(limits, 5)
+    assert b.slot - a.slot == pytest.approx(0.2, abs=1e-6)
+
+
+def test_identity_is_hashed_out_of_the_key():
+    [limit] = limits_for("aliyun", "DeleteStream", "LTAI5tSecretLookingId", "50/s", None)
+    assert "LTAI5t" not in limit.key and limit.key.startswith("mediapurge:rl:aliyun:")
