@@ -20,7 +20,12 @@ from rich.table import Table
 from worker.errors import MediapurgeError, SubmissionRejected
 from worker.settings import CONFIG_ENV
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Bulk media deletion at video-cloud vendors, with a per-item audit.")
+# Typer's pretty tracebacks print local variables, which may hold secrets: never show them.
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Bulk media deletion at video-cloud vendors, with a per-item audit.",
+)
+DEBUG_ENV = "MEDIAPURGE_DEBUG"
 # Off a terminal rich assumes 80 columns and would cut the tables; logs and CI are wider than that.
 out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
@@ -36,6 +41,13 @@ def _friendly(command):  # noqa: ANN001
             raise typer.Exit(3) from None
         except (MediapurgeError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
             err.print(f"error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(1) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user gets one line; MEDIAPURGE_DEBUG=1 shows the rest
+            if os.environ.get(DEBUG_ENV):
+                raise
+            err.print(f"error: {type(exc).__name__}: {exc} (set {DEBUG_ENV}=1 for the traceback)", markup=False, highlight=False)
             raise typer.Exit(1) from None
 
     return run
@@ -169,16 +181,36 @@ def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
     seed: Annotated[Optional[Path], typer.Option(help="JSON file of media the sandbox holds.")] = None,
+    generate: Annotated[int, typer.Option(help="Also hold this many generated media per operation...")] = 0,
+    items_out: Annotated[Path, typer.Option(help="...and write them, as items to submit, to this file.")] = Path("sandbox-items.jsonl"),
+    missing: Annotated[float, typer.Option(help="Fraction of generated items the sandbox does not hold.")] = 0.1,
 ) -> None:
-    """Run the vendor sandbox: a local server speaking the four vendor operations, for trials and tests."""
+    """Run the vendor sandbox: a local server speaking the four vendor operations, for trials and tests.
+
+    It accepts the accounts configured in the settings (their secrets verify the signatures); point an
+    account's endpoint at http://HOST:PORT/aliyun, /zego or /huawei.
+    """
     from worker import context
-    from worker.sandbox import SandboxConfig, serve_forever
+    from worker.sandbox import SandboxConfig, generate_media, serve_forever
+    from worker.sandbox.generate import ACTIONS
 
     config = SandboxConfig.from_settings(context.settings())
-    if seed is not None:
-        config.seed = json.loads(seed.read_text(encoding="utf-8"))
-    out.print(f"sandbox on http://{host}:{port} (aliyun: /aliyun, zego: /zego, huawei: /huawei, control: /_sandbox)")
-    serve_forever(config, host, port)
+    generated = None
+    if generate:
+        actions = {a: generate for a in ACTIONS if config.account_keys(a.split(".")[0])}
+        if not actions:
+            raise MediapurgeError("--generate: no vendor account is configured to generate media for")
+        generated, items = generate_media(actions, missing_fraction=missing, accounts=config)
+        with items_out.open("w", encoding="utf-8") as stream:
+            stream.writelines(json.dumps(item) + "\n" for item in items)
+        out.print(f"{len(items):,} items to submit written to {items_out}")
+
+    def ready(server) -> None:  # noqa: ANN001
+        if generated is not None:
+            server.seed(generated)
+        out.print(f"sandbox on {server.url} (aliyun: /aliyun, zego: /zego, huawei: /huawei, control: /_sandbox)")
+
+    serve_forever(config, host, port, seed=seed, ready=ready)
 
 
 @app.command()
