@@ -68,7 +68,7 @@ class JobSummary:
     counts: dict[ItemStatus, int]
     created_at: datetime
     finished_at: datetime | None
-    rate_per_second: float  # items finished per second over the last minute
+    rate_per_second: float  # items finished per second: over the last minute, or the whole run once finished
     batch_count: int
     duplicate_count: int
     source: str | None = None
@@ -104,13 +104,15 @@ def job_status(session: Session, job_id: int) -> JobSummary:
     for action, status, count in rows:
         counts[ItemStatus(status)] = counts.get(ItemStatus(status), 0) + count
         by_action.setdefault(action, {})[status] = count
-    now = utcnow()
-    end = job.finished_at or now
-    since = end - RATE_WINDOW
-    recent = session.scalar(
-        select(func.count()).select_from(Item).where(Item.job_id == job_id, Item.finished_at > since, Item.finished_at <= end)
-    ) or 0
-    window = min(RATE_WINDOW, end - job.created_at).total_seconds() or 1.0
+    if job.finished_at is not None:
+        # A finished job's rate is its average over its whole run.
+        recent, window = job.item_count, (job.finished_at - job.created_at).total_seconds() or 1.0
+    else:
+        since = utcnow() - RATE_WINDOW
+        recent = session.scalar(
+            select(func.count()).select_from(Item).where(Item.job_id == job_id, Item.finished_at > since)
+        ) or 0
+        window = min(RATE_WINDOW, utcnow() - job.created_at).total_seconds() or 1.0
     return JobSummary(
         job_id=job.id, status=JobStatus(job.status), total=job.item_count, counts=counts, created_at=job.created_at,
         finished_at=job.finished_at, rate_per_second=recent / window, batch_count=job.batch_count,
