@@ -6,6 +6,9 @@ stay tiny and Flower shows nothing secret.
 
 from __future__ import annotations
 
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
+
 from worker import context, planner
 from worker.executor import run_batch
 from worker.retry import RunAgain
@@ -13,7 +16,14 @@ from worker.retry import RunAgain
 from tasks.app import app
 
 
-@app.task(name="mediapurge.plan_job")
+# A database or Redis outage (restart, failover) is waited out with short, growing countdowns; every
+# task is safe to run again (planning is idempotent, batches are claimed under a lease).
+INFRASTRUCTURE_RETRY = dict(
+    autoretry_for=(SQLAlchemyError, RedisError, OSError), retry_backoff=1, retry_backoff_max=60, retry_jitter=True, max_retries=50,
+)
+
+
+@app.task(name="mediapurge.plan_job", **INFRASTRUCTURE_RETRY)
 def plan_job(job_id: int) -> None:
     """Split the job into batches, then enqueue every batch still queued (again, if this is a redelivery:
     a batch's lease makes duplicate messages harmless)."""
@@ -26,7 +36,7 @@ def plan_job(job_id: int) -> None:
                     delete_batch.apply_async((batch_id,), producer=producer)
 
 
-@app.task(name="mediapurge.delete_batch")
+@app.task(name="mediapurge.delete_batch", **INFRASTRUCTURE_RETRY)
 def delete_batch(batch_id: int, permit_slot: float | None = None) -> str:
     decision = run_batch(context.runtime(), batch_id, permit_slot)
     if isinstance(decision, RunAgain):

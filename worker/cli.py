@@ -28,7 +28,8 @@ app = typer.Typer(
 DEBUG_ENV = "MEDIAPURGE_DEBUG"
 # Off a terminal rich assumes 80 columns and would cut the tables; logs and CI are wider than that.
 out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+# soft_wrap: an error line stays one line, whatever its length, so scripts can read it line by line.
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _friendly(command):  # noqa: ANN001
@@ -158,8 +159,12 @@ def report(
             jobs.write_report(session, job_id, sys.stdout, fmt)
         else:
             tmp = output.with_name(output.name + ".partial")
-            with tmp.open("w", encoding="utf-8", newline="") as stream:
-                rows = jobs.write_report(session, job_id, stream, fmt)
+            try:
+                with tmp.open("w", encoding="utf-8", newline="") as stream:
+                    rows = jobs.write_report(session, job_id, stream, fmt)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             tmp.replace(output)
             err.print(f"{rows:,} rows written to {output}")
 

@@ -29,6 +29,10 @@ class SubmissionRejected(MediapurgeError):
         super().__init__(f"submission refused, {self.total} problem(s), nothing was written:\n{shown}{more}")
 
 
+class EnqueueFailed(MediapurgeError):
+    """The job was saved but its task could not be queued."""
+
+
 class JobNotFound(MediapurgeError):
     """No such job."""
 

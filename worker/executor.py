@@ -20,12 +20,12 @@ from models.tables import Batch
 from models.types import utcnow
 from worker import audit, leases
 from worker.errors import ConfigurationError
-from worker.outcomes import CallVerdict
+from worker.outcomes import CallVerdict, Outcome
 from worker.ratelimit import Limit, RateLimiter, limits_for
 from worker.retry import BatchDecision, Finished, RunAgain, Skipped, backoff_delay
 from worker.settings import Settings
 from worker.vendors import OPERATIONS, Operation
-from worker.vendors.base import transport_failure
+from worker.vendors.base import same_for_all, transport_failure
 
 log = logging.getLogger("mediapurge.executor")
 
@@ -66,52 +66,65 @@ def _chunks(items: list[audit.PendingItem], size: int) -> deque[list[audit.Pendi
 
 
 def run_batch(rt: Runtime, batch_id: int, permit_slot: float | None = None) -> BatchDecision:
-    settings = rt.settings
     with rt.sessions() as session:
-        lease = leases.claim(session, batch_id, rt.clock(), settings.lease_seconds)
+        lease = leases.claim(session, batch_id, rt.clock(), rt.settings.lease_seconds)
         if lease is None:
             return Skipped("not due, held by another worker, or done")
-        batch = session.get(Batch, batch_id)
-        assert batch is not None
-        op = OPERATIONS[batch.action]
-        pending = audit.pending_items(session, batch_id)
+        try:
+            return _run_claimed(rt, session, lease, permit_slot)
+        except Exception:
+            # The database or Redis failed under us: hand the batch back now rather than when the lease
+            # expires, so the task's retry finds it (best effort: the database may be what failed).
+            session.rollback()
+            try:
+                leases.release(session, lease, next_attempt_at=None, count_attempt=False)
+            except Exception:  # noqa: BLE001
+                log.warning("could not release batch %s after an error; its lease will expire", batch_id)
+            raise
 
-        refusal = _refusal(session, settings, batch, op)
-        if refusal is not None:
-            audit.fail_items(session, [item.id for item in pending], *refusal, rt.clock())
-            pending = []
-        if not pending:
-            return _finish(session, rt, lease, batch.job_id)
 
-        account = settings.accounts.get(op.vendor, batch.account)
-        limits = call_limits(settings, op, account)
-        work = _chunks(pending, op.max_batch)
-        while work:
-            chunk = work.popleft()
-            wait = _acquire(rt, limits, permit_slot)
-            permit_slot = None
-            if isinstance(wait, RunAgain):
-                leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=wait.delay), count_attempt=False)
-                return wait
-            if wait > 0:
-                rt.sleep(wait)
-            verdict = _call(session, rt, op, account, batch, chunk)
-            if verdict.halt_account:
-                audit.halt_account(session, batch.job_id, op.vendor, batch.account, verdict)
-                rest = [item.id for part in work for item in part]
-                audit.fail_items(session, rest, "AccountHalted", f"{verdict.code}: {verdict.message}", rt.clock())
-                work.clear()
-            elif verdict.split and len(chunk) > 1:
-                middle = len(chunk) // 2
-                rest = chunk[middle:] + [item for part in work for item in part]
-                rt.dispatch(leases.split_off(session, batch, [item.id for item in rest], rt.clock()))
-                work = deque([chunk[:middle]])
+def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit_slot: float | None) -> BatchDecision:
+    settings = rt.settings
+    batch_id = lease.batch_id
+    batch = session.get(Batch, batch_id)
+    assert batch is not None
+    op = OPERATIONS[batch.action]
+    pending = audit.pending_items(session, batch_id)
 
-        if not audit.pending_items(session, batch_id):
-            return _finish(session, rt, lease, batch.job_id)
-        delay = backoff_delay(settings.retry, batch.attempts + 1, rt.rand)
-        leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=delay), count_attempt=True)
-        return RunAgain(delay, reason="retryable answers")
+    refusal = _refusal(session, settings, batch, op)
+    if refusal is not None:
+        audit.fail_items(session, [item.id for item in pending], *refusal, rt.clock())
+        pending = []
+    if not pending:
+        return _finish(session, rt, lease, batch.job_id)
+
+    account = settings.accounts.get(op.vendor, batch.account)
+    limits = call_limits(settings, op, account)
+    work = _chunks(pending, op.max_batch)
+    while work:
+        chunk = work.popleft()
+        waited = _acquire(rt, limits, permit_slot)
+        permit_slot = None
+        if isinstance(waited, RunAgain):
+            leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
+            return waited
+        verdict = _call(session, rt, op, account, batch, chunk)
+        if verdict.halt_account:
+            audit.halt_account(session, batch.job_id, op.vendor, batch.account, verdict)
+            rest = [item.id for part in work for item in part]
+            audit.fail_items(session, rest, "AccountHalted", f"{verdict.code}: {verdict.message}", rt.clock())
+            work.clear()
+        elif verdict.split and len(chunk) > 1:
+            middle = len(chunk) // 2
+            rest = chunk[middle:] + [item for part in work for item in part]
+            rt.dispatch(leases.split_off(session, batch, [item.id for item in rest], rt.clock()))
+            work = deque([chunk[:middle]])
+
+    if not audit.pending_items(session, batch_id):
+        return _finish(session, rt, lease, batch.job_id)
+    delay = backoff_delay(settings.retry, batch.attempts + 1, rt.rand)
+    leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=delay), count_attempt=True)
+    return RunAgain(delay, reason="retryable answers")
 
 
 def _refusal(session: Session, settings: Settings, batch: Batch, op: Operation) -> tuple[str, str] | None:
@@ -133,20 +146,31 @@ def _finish(session: Session, rt: Runtime, lease: leases.Lease, job_id: int) -> 
     return Finished()
 
 
-def _acquire(rt: Runtime, limits: Sequence[Limit], permit_slot: float | None) -> float | RunAgain:
-    """Seconds to sleep before sending, or a RunAgain that gives the worker slot back meanwhile."""
+def _acquire(rt: Runtime, limits: Sequence[Limit], permit_slot: float | None) -> None | RunAgain:
+    """Wait for this call's rate-limit slot, or return a RunAgain that gives the worker slot back meanwhile.
+
+    A slot is used only if it is not late by more than the limits' tolerance: a process descheduled
+    past its slot takes a new one rather than crowd the next window.
+    """
     settings = rt.settings
-    if permit_slot is not None:
+    tolerance = late_tolerance(settings, limits)
+    for _ in range(10):
+        if permit_slot is None:
+            reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead)
+            if not reservation.granted:
+                delay = max(reservation.wait - settings.max_reserve_ahead, settings.max_inline_wait)
+                return RunAgain(delay, reason="rate limit queue is long")
+            if reservation.wait > settings.max_inline_wait:
+                return RunAgain(reservation.wait, permit_slot=reservation.slot, reason="waiting for its rate-limit slot")
+            permit_slot = reservation.slot
         early = permit_slot - rt.limiter.now()
-        if early >= -late_tolerance(settings, limits):
-            return max(0.0, early)
-        # Too late to use the reserved slot without crowding the next window: take a new one.
-    reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead)
-    if reservation.granted and reservation.wait <= settings.max_inline_wait:
-        return reservation.wait
-    if reservation.granted:
-        return RunAgain(reservation.wait, permit_slot=reservation.slot, reason="waiting for its rate-limit slot")
-    return RunAgain(max(reservation.wait - settings.max_reserve_ahead, settings.max_inline_wait), reason="rate limit queue is long")
+        if early > 0:
+            rt.sleep(early)
+            early = permit_slot - rt.limiter.now()
+        if early >= -tolerance:
+            return None
+        permit_slot = None  # too late to use without crowding the next window: take a new one
+    return RunAgain(settings.max_inline_wait, reason="rate-limit slots kept slipping by")
 
 
 def _call(
@@ -155,12 +179,19 @@ def _call(
     media_ids = [item.media_id for item in chunk]
     started_at = rt.clock()
     started = time.perf_counter()
-    request = op.build_request(account, batch.group_key, media_ids, started_at, uuid.uuid4().hex)
     try:
-        response = rt.http.send(request)
-    except httpx.HTTPError as exc:
-        verdict = transport_failure(media_ids, exc)
+        request = op.build_request(account, batch.group_key, media_ids, started_at, uuid.uuid4().hex)
+    except ValueError as exc:
+        # Submission validation refuses such ids first; this guard keeps a bad row from ever being sent.
+        verdict = same_for_all(media_ids, Outcome.FAILED, http_status=None, code="RefusedLocally", message=str(exc), request_id=None)
+        response = None
     else:
+        try:
+            response = rt.http.send(request)
+        except httpx.HTTPError as exc:
+            verdict = transport_failure(media_ids, exc)
+            response = None
+    if response is not None:
         try:
             verdict = op.classify(media_ids, response)
         except Exception as exc:  # a classification bug must not lose the call's record

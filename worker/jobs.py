@@ -151,8 +151,6 @@ REPORT_COLUMNS = ["line", "action", "account", *ID_COLUMNS, *AUDIT_COLUMNS]
 
 
 def report_rows(session: Session, job_id: int, chunk: int = 5_000) -> Iterator[dict[str, Any]]:
-    if session.get(Job, job_id) is None:
-        raise JobNotFound(f"no job {job_id}")
     rows = session.scalars(select(Item).where(Item.job_id == job_id).order_by(Item.line, Item.id)).yield_per(chunk)
     for item in rows:
         op = OPERATIONS[item.action]
@@ -169,6 +167,10 @@ def report_rows(session: Session, job_id: int, chunk: int = 5_000) -> Iterator[d
 
 def write_report(session: Session, job_id: int, out: IO[str], fmt: str) -> int:
     """Write the completion report as CSV or a JSON array; returns the number of rows. Streams."""
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"unknown report format {fmt!r} (csv or json)")
+    if session.get(Job, job_id) is None:
+        raise JobNotFound(f"no job {job_id}")
     count = 0
     if fmt == "csv":
         writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
@@ -182,6 +184,4 @@ def write_report(session: Session, job_id: int, out: IO[str], fmt: str) -> int:
             out.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
             count += 1
         out.write("\n]\n" if count else "]\n")
-    else:
-        raise ValueError(f"unknown report format {fmt!r} (csv or json)")
     return count

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.tables import Item, Job
 from models.types import utcnow
-from worker.errors import Problem, SubmissionRejected
+from worker.errors import EnqueueFailed, Problem, SubmissionRejected
 from worker.outcomes import ItemStatus, JobStatus
 from worker.readers import Row
 from worker.validation import ItemValidator, ValidItem
@@ -35,6 +35,7 @@ class Submitted:
     created: bool  # False when the idempotency key named an existing job
     item_count: int
     duplicate_count: int
+    status: JobStatus = JobStatus.SUBMITTED
 
 
 def _insert_ignoring_duplicates(session: Session):
@@ -60,7 +61,7 @@ def _existing(session: Session, key: str) -> Submitted | None:
     job = session.scalars(select(Job).where(Job.idempotency_key == key)).first()
     if job is None:
         return None
-    return Submitted(job.id, False, job.item_count, job.duplicate_count)
+    return Submitted(job.id, False, job.item_count, job.duplicate_count, JobStatus(job.status))
 
 
 def submit_job(
@@ -77,6 +78,8 @@ def submit_job(
         raise SubmissionRejected([Problem(0, "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters")])
     with sessions() as session:
         if idempotency_key is not None and (found := _existing(session, idempotency_key)):
+            if found.status is JobStatus.SUBMITTED:
+                _enqueue(enqueue, found.job_id)  # the first submission saved it but could not enqueue it
             return found
         try:
             submitted = _write(session, lines, validator, idempotency_key, source)
@@ -87,8 +90,18 @@ def submit_job(
             if found is None:
                 raise
             return found
-    enqueue(submitted.job_id)
+    _enqueue(enqueue, submitted.job_id)
     return submitted
+
+
+def _enqueue(enqueue: Callable[[int], None], job_id: int) -> None:
+    try:
+        enqueue(job_id)
+    except Exception as exc:
+        raise EnqueueFailed(
+            f"job {job_id} is saved but could not be queued ({type(exc).__name__}: {exc}); submit it again with the "
+            "same idempotency key once the broker is back, and it will be queued"
+        ) from exc
 
 
 def _write(

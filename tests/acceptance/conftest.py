@@ -164,15 +164,15 @@ def stack(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory)
             account["endpoint"] = f"http://127.0.0.1:{port}/{vendor}"
     database = workdir / "mediapurge.sqlite"
     env = service_env(database, redis_server.url, accounts)
-    _migrate(env, workdir)
-
     sandbox_config = SandboxConfig.from_settings(Settings(accounts=accounts), limits=SANDBOX_LIMITS)
     # The vendor knows the broken account by its real secret, not the one mediapurge was given.
     sandbox_config.zego = [c if c.name != "broken" else type(c)("broken", 222, "the-real-zego-secret") for c in sandbox_config.zego]
     sandbox = Sandbox(sandbox_config, port=port).start()
     worker = WorkerProcess(env, workdir / "worker.log", name="acceptance", concurrency=4, pool="threads")
     try:
+        # The worker takes seconds to start and touches the database only for a task: migrate meanwhile.
         worker.start()
+        _migrate(env, workdir)
         worker.wait_ready()
         yield Stack(env, database, workdir, sandbox, worker)
     finally:

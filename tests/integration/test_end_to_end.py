@@ -90,7 +90,7 @@ def test_mixed_job_under_faults_ends_true_to_the_vendor(workers):
     stats = stack.sandbox.stats()
     assert stats["batch_limit_violations"] == 0
     assert stats["auth_failures"] == 0
-    assert stats["rate_limited"] == 0, "the sandbox refused a call for going over a rate limit"
+    assert stats["rate_limited"] == 0, ("the sandbox refused a call for going over a rate limit", stats["windows"])
     for window in stats["windows"]:
         action = f"{window['vendor']}.{window['operation']}"
         assert window["max_calls"] <= PUBLISHED[action], window
