@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from models import Base, Batch, Item, Job, make_engine, make_session_factory
-from worker.errors import SubmissionRejected
+from worker.errors import EnqueueFailed, SubmissionRejected
 from worker.planner import plan_job, queued_batch_ids
 from worker.producer import submit_job
 from worker.readers import read_jsonl
@@ -56,9 +56,23 @@ def test_duplicates_are_kept_once(sessions):
 def test_idempotency_key_returns_the_existing_job(sessions):
     items = [{"action": "huawei.DeleteAssets", "asset_id": "a1"}]
     first, enqueued = submit(sessions, items, key="nightly-2026-11-22")
+    with sessions() as s:
+        plan_job(s, first.job_id)
     second, enqueued_again = submit(sessions, items + items, key="nightly-2026-11-22")
     assert second.job_id == first.job_id and not second.created
     assert enqueued_again == [] and count(sessions, Job) == 1
+
+
+def test_a_job_saved_while_the_broker_was_down_is_queued_when_submitted_again(sessions):
+    items = [{"action": "huawei.DeleteAssets", "asset_id": "a1"}]
+
+    def broker_down(job_id):
+        raise ConnectionError("broker down")
+
+    with pytest.raises(EnqueueFailed, match="job 1 is saved but could not be queued"):
+        submit_job(sessions, items, ItemValidator(ACCOUNTS), broker_down, idempotency_key="k")
+    again, enqueued = submit(sessions, items, key="k")
+    assert (again.job_id, again.created, enqueued) == (1, False, [1])
 
 
 def test_a_bad_line_refuses_everything_and_writes_nothing(sessions):
