@@ -6,10 +6,14 @@ stay tiny and Flower shows nothing secret.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from kombu.exceptions import ChannelError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import context, planner
+from worker import context, planner, sweeper
+from worker.celery_config import QUEUE
 from worker.executor import run_batch
 from worker.retry import RunAgain
 
@@ -43,3 +47,26 @@ def delete_batch(batch_id: int, permit_slot: float | None = None) -> str:
         kwargs = {"permit_slot": decision.permit_slot} if decision.permit_slot is not None else {}
         delete_batch.apply_async((batch_id,), kwargs, countdown=decision.delay)
     return type(decision).__name__
+
+
+@app.task(name="mediapurge.sweep", **INFRASTRUCTURE_RETRY)
+def sweep() -> dict[str, int]:
+    """Re-send what the broker lost (Celery beat runs this every ``sweep_interval`` seconds)."""
+    rt = context.runtime()
+    settings = rt.settings
+    policy = sweeper.SweepPolicy(timedelta(seconds=settings.sweep_grace), settings.sweep_queue_threshold)
+    with rt.sessions() as session, app.producer_or_acquire() as producer:
+        result = sweeper.sweep(
+            session, rt.clock(), policy, queue_length=_queue_length,
+            send_plan=lambda job_id: plan_job.apply_async((job_id,), producer=producer),
+            send_batch=lambda batch_id: delete_batch.apply_async((batch_id,), producer=producer),
+        )
+    return result.__dict__
+
+
+def _queue_length() -> int:
+    with app.connection_for_read() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count
+        except ChannelError:
+            return 0  # no such queue: a broker that restarted empty, before any worker declared it again

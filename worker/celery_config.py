@@ -32,4 +32,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
+        "beat_schedule": {
+            "mediapurge-sweep": {"task": "mediapurge.sweep", "schedule": settings.sweep_interval},
+        },
     }

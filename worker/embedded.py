@@ -61,16 +61,17 @@ class EmbeddedRedis:
                 time.sleep(0.05)
 
     def stop(self) -> None:
+        """Stop the server; its data is gone (nothing is kept on disk). ``start()`` brings up an empty one."""
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(10)
-        self._dir.cleanup()
 
     def __enter__(self) -> "EmbeddedRedis":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+        self._dir.cleanup()
 
 
 class WorkerProcess:

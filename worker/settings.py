@@ -179,6 +179,10 @@ class Settings(BaseSettings):
     # nothing and returns later. Keep it well under the broker's visibility timeout.
     max_reserve_ahead: Annotated[float, Field(gt=0)] = 60.0
     lease_seconds: Annotated[float, Field(gt=0)] = 300.0
+    # The sweeper (a beat task) re-sends what the broker lost; see worker/sweeper.py.
+    sweep_interval: Annotated[float, Field(gt=0)] = 30.0
+    sweep_grace: Annotated[float, Field(gt=0)] = 60.0
+    sweep_queue_threshold: Annotated[int, Field(ge=1)] = 1_000
     worker_concurrency: Annotated[int, Field(ge=1)] = 4
 
     @classmethod

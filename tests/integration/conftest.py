@@ -83,8 +83,12 @@ class Stack:
             logs = "\n".join(w.log_path.read_text(errors="replace")[-3000:] for w in self.workers)
             raise AssertionError(f"job {job_id} did not finish; worker logs:\n{logs}") from None
 
-    def add_worker(self, name: str, concurrency: int = 4) -> WorkerProcess:
-        worker = WorkerProcess(self.env, self.log_dir / f"{name}.log", name=name, concurrency=concurrency, loglevel="INFO")
+    def add_worker(self, name: str, concurrency: int = 4, *, beat: bool = False, loglevel: str = "INFO") -> WorkerProcess:
+        """A worker process; ``beat=True`` also runs Celery beat inside it (the sweeper's schedule)."""
+        extra = ("--beat", "--schedule", str(self.log_dir / f"{name}-beat-schedule")) if beat else ()
+        worker = WorkerProcess(
+            self.env, self.log_dir / f"{name}.log", name=name, concurrency=concurrency, loglevel=loglevel, extra_args=extra
+        )
         worker.start()
         worker.wait_ready()
         self.workers.append(worker)
@@ -92,7 +96,13 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(pg_server_url: str, redis_url: str, tmp_path_factory) -> Iterator[Stack]:  # noqa: ANN001
+def stack_env() -> dict[str, str]:
+    """Extra MEDIAPURGE_* variables for a module's workers; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(pg_server_url: str, redis_url: str, stack_env: dict[str, str], tmp_path_factory) -> Iterator[Stack]:  # noqa: ANN001
     name = f"mediapurge_it_{uuid.uuid4().hex[:10]}"
     admin = _admin_engine(pg_server_url)
     with admin.connect() as connection:
@@ -114,6 +124,7 @@ def stack(pg_server_url: str, redis_url: str, tmp_path_factory) -> Iterator[Stac
         # bunch them by tens of milliseconds; a little more headroom than the default 0.98 keeps its
         # window counts honest on a loaded 2-core machine. Fidelity at 0.98 is the benchmark's job.
         "MEDIAPURGE_RATE_LIMIT_HEADROOM": "0.95",
+        **stack_env,
     }
     env.pop("MEDIAPURGE_CONFIG", None)
     settings = Settings(database_url=database_url, broker_url=redis_url, accounts=accounts, retry=RETRY)
