@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -64,6 +66,8 @@ def run_demo(*, items: int, directory: Path, missing: float, console: Console) -
     from worker.sandbox import Sandbox, SandboxConfig, generate_media
     from worker.settings import CONFIG_ENV, load_settings
 
+    # A SIGTERM (from `timeout`, a CI runner) must still stop the worker and servers this demo started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
     database = directory / "mediapurge.sqlite"
@@ -97,7 +101,9 @@ def run_demo(*, items: int, directory: Path, missing: float, console: Console) -
             worker_log = directory / "worker.log"
             worker_log.unlink(missing_ok=True)
             # Threads, not forked children: SQLite and the embedded Redis are happiest with one process.
-            with WorkerProcess(env, worker_log, concurrency=8, pool="threads"):
+            # --beat runs the sweeper inside the worker, as a lone worker would in production.
+            beat = ("--beat", "--schedule", str(directory / "beat-schedule"))
+            with WorkerProcess(env, worker_log, concurrency=8, pool="threads", extra_args=beat):
                 sessions = make_session_factory(make_engine(settings.database_url))
                 started = time.monotonic()
                 submitted = jobs.submit(items_file, settings=settings, sessions=sessions)
