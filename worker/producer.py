@@ -51,10 +51,10 @@ def _insert_ignoring_duplicates(session: Session):
 def _rows(lines: Iterable[Row] | Iterable[dict[str, Any]]) -> Iterator[Row]:
     """Accept rows from a reader, or plain dicts from Python (numbered from 1)."""
     for number, row in enumerate(lines, start=1):
-        if isinstance(row, tuple):
+        if isinstance(row, Row):
             yield row
         else:
-            yield number, row if isinstance(row, dict) else Problem(number, None, f"expected an object, got {type(row).__name__}")
+            yield Row(number, row if isinstance(row, dict) else Problem(number, None, f"expected an object, got {type(row).__name__}"))
 
 
 def _existing(session: Session, key: str) -> Submitted | None:

@@ -7,15 +7,18 @@ that cannot be read becomes a ``Problem`` for that line, not an exception.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from worker.errors import Problem
 
-Row = tuple[int, dict[str, Any] | Problem]
+class Row(NamedTuple):
+    """One line of a file: its number, and the item read from it or why it could not be read."""
+
+    number: int
+    value: dict[str, Any] | Problem
 
 FORMATS = ("jsonl", "csv")
 
@@ -38,32 +41,55 @@ def _decoded_lines(stream: IO[bytes]) -> Iterator[tuple[int, str | Problem]]:
 def read_jsonl(stream: IO[bytes]) -> Iterator[Row]:
     for number, line in _decoded_lines(stream):
         if isinstance(line, Problem):
-            yield number, line
+            yield Row(number, line)
             continue
         if not line.strip():
             continue  # blank lines (a trailing newline, spacing) carry no item
         try:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield number, Problem(number, None, f"not valid JSON ({exc.msg} at column {exc.colno})")
+            yield Row(number, Problem(number, None, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except (ValueError, RecursionError) as exc:  # a 5,000-digit number, "[[[[..." nested too deep
+            yield Row(number, Problem(number, None, f"not usable JSON ({type(exc).__name__}: {str(exc)[:100]})"))
             continue
         if not isinstance(value, dict):
-            yield number, Problem(number, None, f"expected a JSON object, got {type(value).__name__}")
+            yield Row(number, Problem(number, None, f"expected a JSON object, got {type(value).__name__}"))
             continue
-        yield number, value
+        yield Row(number, value)
 
 
 def read_csv(stream: IO[bytes], known_columns: Iterable[str]) -> Iterator[Row]:
-    """CSV with a header row; an empty cell means the field is absent."""
+    """CSV with a header row; an empty cell means the field is absent.
+
+    Lines are decoded one by one (not through a read-ahead text wrapper), so a line that is not UTF-8 is
+    reported with its own number; it is then read as blank so the lines after it are checked too.
+    """
     known = set(known_columns)
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
-    reader = csv.reader(text)
+    undecodable: list[Problem] = []
+
+    def text_lines() -> Iterator[str]:
+        for number, line in _decoded_lines(stream):
+            if isinstance(line, Problem):
+                undecodable.append(line)
+                yield "\n"
+            elif line:  # a file holding only a byte-order mark is an empty file
+                yield line
+
+    reader = csv.reader(text_lines())
+
+    def pending_problems() -> Iterator[Row]:
+        while undecodable:
+            problem = undecodable.pop(0)
+            yield Row(problem.line, problem)
+
     try:
         header = next(reader, None)
-    except (UnicodeDecodeError, csv.Error) as exc:
-        yield 1, Problem(1, None, f"cannot read the CSV header: {exc}")
+    except csv.Error as exc:
+        yield Row(1, Problem(1, None, f"cannot read the CSV header: {exc}"))
         return
-    if header is None:
+    if header is None or undecodable:
+        yield from pending_problems()  # an unreadable header: its columns, and so every row, are unknown
         return
     header = [name.strip() for name in header]
     problems = [Problem(1, name or None, "unknown column") for name in header if name not in known]
@@ -73,26 +99,26 @@ def read_csv(stream: IO[bytes], known_columns: Iterable[str]) -> Iterator[Row]:
         problems.append(Problem(1, "action", "the header has no 'action' column"))
     if problems:
         for problem in problems:
-            yield 1, problem
+            yield Row(1, problem)
         return
     while True:
         try:
             cells = next(reader)
         except StopIteration:
-            return
-        except UnicodeDecodeError as exc:
-            yield reader.line_num + 1, Problem(reader.line_num + 1, None, f"not valid UTF-8 ({exc.reason})")
+            yield from pending_problems()
             return
         except csv.Error as exc:
-            yield reader.line_num, Problem(reader.line_num, None, f"malformed CSV ({exc})")
+            yield from pending_problems()
+            yield Row(reader.line_num, Problem(reader.line_num, None, f"malformed CSV ({exc})"))
             return
+        yield from pending_problems()
         number = reader.line_num
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(header):
-            yield number, Problem(number, None, f"{len(cells)} cells where the header has {len(header)} columns")
+            yield Row(number, Problem(number, None, f"{len(cells)} cells where the header has {len(header)} columns"))
             continue
-        yield number, {name: cell for name, cell in zip(header, cells) if cell != ""}
+        yield Row(number, {name: cell for name, cell in zip(header, cells) if cell != ""})
 
 
 def read_items(stream: IO[bytes], fmt: str, known_columns: Iterable[str]) -> Iterator[Row]:

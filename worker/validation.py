@@ -61,7 +61,10 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # more digits than Python will print: no vendor id is that long anyway
+            return None
     return None
 
 
