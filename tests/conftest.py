@@ -21,7 +21,8 @@ DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 def _admin_engine(server_url: str):  # noqa: ANN202
     # CREATE/DROP DATABASE cannot run inside a transaction.
-    return create_engine(server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+    # pre-ping: a test may restart the server, which cuts pooled connections.
+    return create_engine(server_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
 @pytest.fixture(scope="session")
