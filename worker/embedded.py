@@ -123,14 +123,23 @@ class WorkerProcess:
         return self.process.pid
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # The worker's own children (pool processes, an embedded beat) must not outlive it.
+        deadline = time.monotonic() + 5
+        while _group_alive(self.process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
         try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
     def kill(self) -> None:
         """SIGKILL the whole process group, as the OOM killer or a hard deploy would."""
@@ -145,3 +154,11 @@ class WorkerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
