@@ -44,15 +44,11 @@ class Runtime:
     rand: Callable[[], float] = field(default=random.random)
 
 
-def account_identity(op: Operation, account) -> str:  # noqa: ANN001
-    """The vendor-side identity a quota belongs to."""
-    return str(getattr(account, "app_id", None) or getattr(account, "access_key_id", None) or getattr(account, "project_id"))
-
-
 def call_limits(settings: Settings, op: Operation, account) -> list[Limit]:  # noqa: ANN001
+    """The limits one call of ``op`` counts against: the account's overrides, else the published ones."""
     rate = account.rate_limits.get(op.name, op.default_rate)
     account_rate = account.rate_limits.get("*", op.account_rate)
-    return limits_for(op.vendor, op.name, account_identity(op, account), rate, account_rate)
+    return limits_for(op.vendor, op.name, account.quota_identity, rate, account_rate)
 
 
 def late_tolerance(settings: Settings, limits: Sequence[Limit]) -> float:

@@ -89,6 +89,11 @@ class AliyunAccount(_Account):
     def base_url(self) -> str:
         return (self.endpoint or f"https://vod.{self.region}.aliyuncs.com").rstrip("/")
 
+    @property
+    def quota_identity(self) -> str:
+        """Whose quota a call spends: Alibaba Cloud limits are per account, which the key stands for."""
+        return self.access_key_id
+
 
 class ZegoAccount(_Account):
     app_id: Annotated[int, Field(ge=0, le=2**32 - 1)]
@@ -104,6 +109,11 @@ class ZegoAccount(_Account):
     @property
     def base_url(self) -> str:
         return (self.endpoint or "https://rtc-api.zego.im").rstrip("/")
+
+    @property
+    def quota_identity(self) -> str:
+        """ZEGO limits are per AppId."""
+        return str(self.app_id)
 
 
 class HuaweiAccount(_Account):
@@ -124,6 +134,11 @@ class HuaweiAccount(_Account):
     @property
     def base_url(self) -> str:
         return (self.endpoint or f"https://vod.{self.region}.myhuaweicloud.com").rstrip("/")
+
+    @property
+    def quota_identity(self) -> str:
+        """Huawei VOD limits are per tenant project."""
+        return self.project_id
 
 
 class Accounts(BaseModel):
