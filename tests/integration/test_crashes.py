@@ -99,6 +99,13 @@ def wait_for_progress(stack, job_id, fraction, timeout=60):
     raise AssertionError(f"job {job_id} made no progress to {fraction:.0%}")
 
 
+def ensure_workers(stack) -> None:
+    """A worker running the sweeper (beat) and one more, unless an earlier test left them."""
+    if len(stack.workers) < 2:
+        stack.add_worker("sweeper", concurrency=2, beat=True)
+        stack.add_worker("w")
+
+
 def test_sigkilled_workers_lose_nothing(stack):
     stack.add_worker("sweeper", concurrency=2, beat=True)
     victim = stack.add_worker("victim-0")
@@ -117,9 +124,7 @@ def test_sigkilled_workers_lose_nothing(stack):
 
 
 def test_a_redis_restart_that_loses_everything_loses_no_item(stack, redis_server):
-    if len(stack.workers) < 2:
-        stack.add_worker("sweeper", concurrency=2, beat=True)
-        stack.add_worker("w")
+    ensure_workers(stack)
     started = time.monotonic()
     submitted, items = start_job(stack, rng_seed=22)
     wait_for_progress(stack, submitted.job_id, 0.3)
@@ -145,9 +150,7 @@ def restart_postgresql() -> None:
 
 
 def test_a_postgresql_restart_loses_no_item(stack):
-    if len(stack.workers) < 2:
-        stack.add_worker("sweeper", concurrency=2, beat=True)
-        stack.add_worker("w")
+    ensure_workers(stack)
     started = time.monotonic()
     submitted, items = start_job(stack, rng_seed=23)
     wait_for_progress(stack, submitted.job_id, 0.3)
@@ -163,9 +166,7 @@ def test_a_postgresql_restart_loses_no_item(stack):
 def test_a_faulty_vendor_is_answered_truthfully(stack):
     """30% 503s, 5% answers slower than the HTTP timeout, 2% dropped connections, 2% malformed bodies
     (HTML pages, truncated JSON, wrong shapes), half of the lost answers after the deletion was done."""
-    if len(stack.workers) < 2:
-        stack.add_worker("sweeper", concurrency=2, beat=True)
-        stack.add_worker("w")
+    ensure_workers(stack)
     started = time.monotonic()
     stack.sandbox.reset()
     seed, items = generate_media(COUNTS, missing_fraction=0.05, rng_seed=24, accounts=DEFAULT_ONLY)

@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 import pytest
 from sqlalchemy import func, select
 
-from models.tables import Item, Job, VendorCall
+from models.tables import Item, VendorCall
 from worker.sandbox import generate_media
 
 pytestmark = pytest.mark.integration

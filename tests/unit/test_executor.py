@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from models import Base, Batch, Item, Job, VendorCall, make_engine, make_session_factory
+from models import Batch, Item, Job, VendorCall
 from worker.executor import Runtime, run_batch
 from worker.planner import plan_job
 from worker.producer import submit_job
@@ -46,10 +45,7 @@ SETTINGS = Settings(
 
 
 @pytest.fixture
-def env(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    Base.metadata.create_all(engine)
-    sessions = make_session_factory(engine)
+def env(sessions):
     handlers = []
     calls = []
     dispatched = []
@@ -63,7 +59,6 @@ def env(tmp_path):
         limiter=GrantingLimiter(), dispatch=dispatched.append, sleep=lambda s: None, rand=lambda: 1.0,
     )
     yield rt, handlers, calls
-    engine.dispose()
 
 
 def start_job(rt, items):

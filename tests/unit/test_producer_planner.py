@@ -5,7 +5,7 @@ import io
 import pytest
 from sqlalchemy import func, select
 
-from models import Base, Batch, Item, Job, make_engine, make_session_factory
+from models import Batch, Item, Job
 from worker.errors import EnqueueFailed, SubmissionRejected
 from worker.planner import plan_job, queued_batch_ids
 from worker.producer import submit_job
@@ -13,14 +13,6 @@ from worker.readers import read_jsonl
 from worker.validation import ItemValidator
 
 ACCOUNTS = {"aliyun": {"default"}, "zego": {"default", "second"}, "huawei": {"default"}}
-
-
-@pytest.fixture
-def sessions(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    Base.metadata.create_all(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def submit(sessions, items, key=None):

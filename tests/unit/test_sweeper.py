@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select, update
 
-from models import Base, Batch, Job, make_engine, make_session_factory
+from models import Batch, Job
 from models.types import utcnow
 from worker.planner import plan_job
 from worker.producer import submit_job
@@ -15,14 +14,6 @@ from worker.sweeper import SweepPolicy, sweep
 from worker.validation import ItemValidator
 
 POLICY = SweepPolicy(grace=timedelta(seconds=60), queue_threshold=10)
-
-
-@pytest.fixture
-def sessions(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    Base.metadata.create_all(engine)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def new_job(sessions, n=25, plan=True):
