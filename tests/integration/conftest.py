@@ -120,10 +120,11 @@ def stack(pg_server_url: str, redis_url: str, stack_env: dict[str, str], tmp_pat
         "MEDIAPURGE_BROKER_URL": redis_url,
         "MEDIAPURGE_ACCOUNTS": json.dumps(accounts),
         "MEDIAPURGE_RETRY": json.dumps(RETRY),
-        # The sandbox timestamps arrivals inside this (busy) test process, where a stalled thread can
-        # bunch them by tens of milliseconds; a little more headroom than the default 0.98 keeps its
-        # window counts honest on a loaded 2-core machine. Fidelity at 0.98 is the benchmark's job.
-        "MEDIAPURGE_RATE_LIMIT_HEADROOM": "0.95",
+        # Here eight worker processes, PostgreSQL and the sandbox (which timestamps arrivals inside this
+        # test process) share two cores: a call can reach the sandbox 50-150 ms after its slot, bunching
+        # arrivals. Headroom 0.85 leaves 176 ms of slack per window, so the sandbox's window counts test
+        # the limiter, not the scheduler. Fidelity at the default 0.98 is the benchmark's job.
+        "MEDIAPURGE_RATE_LIMIT_HEADROOM": "0.85",
         **stack_env,
     }
     env.pop("MEDIAPURGE_CONFIG", None)
