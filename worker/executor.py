@@ -87,14 +87,13 @@ def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit_slot
     op = OPERATIONS[batch.action]
     pending = audit.pending_items(session, batch_id)
 
-    refusal = _refusal(session, settings, batch, op)
+    account, refusal = _account_or_refusal(session, settings, batch, op)
     if refusal is not None:
         audit.fail_items(session, [item.id for item in pending], *refusal, rt.clock())
         pending = []
     if not pending:
         return _finish(session, rt, lease, batch.job_id)
 
-    account = settings.accounts.get(op.vendor, batch.account)
     limits = call_limits(settings, op, account)
     work = _chunks(pending, op.max_batch)
     while work:
@@ -123,16 +122,16 @@ def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit_slot
     return RunAgain(delay, reason="retryable answers")
 
 
-def _refusal(session: Session, settings: Settings, batch: Batch, op: Operation) -> tuple[str, str] | None:
-    """(code, message) if the batch must fail without being sent."""
+def _account_or_refusal(session: Session, settings: Settings, batch: Batch, op: Operation):  # noqa: ANN202
+    """(the batch's account, None), or (None, (code, message)) when the batch must fail unsent."""
     halt = audit.account_halt(session, batch.job_id, op.vendor, batch.account)
     if halt is not None:
-        return "AccountHalted", f"{op.vendor} account {batch.account!r} halted for this job after {halt.vendor_code}: {halt.vendor_message}"
+        reason = f"{op.vendor} account {batch.account!r} halted for this job after {halt.vendor_code}: {halt.vendor_message}"
+        return None, ("AccountHalted", reason)
     try:
-        settings.accounts.get(op.vendor, batch.account)
+        return settings.accounts.get(op.vendor, batch.account), None
     except ConfigurationError as exc:
-        return "AccountNotConfigured", str(exc)
-    return None
+        return None, ("AccountNotConfigured", str(exc))
 
 
 def _finish(session: Session, rt: Runtime, lease: leases.Lease, job_id: int) -> Finished:

@@ -28,7 +28,8 @@ RATE_WINDOW = timedelta(seconds=60)
 
 
 def validator_for(settings: Settings) -> ItemValidator:
-    return ItemValidator({vendor: settings.accounts.names(vendor) for vendor in ("aliyun", "zego", "huawei")})
+    vendors = {op.vendor for op in OPERATIONS.values()}
+    return ItemValidator({vendor: settings.accounts.names(vendor) for vendor in vendors})
 
 
 def celery_enqueue(job_id: int) -> None:
