@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from worker import context, planner, sweeper
 from worker.celery_config import QUEUE
 from worker.executor import run_batch
-from worker.retry import RunAgain
+from worker.retry import Permit, RunAgain
 
 from tasks.app import app
 
@@ -41,10 +41,11 @@ def plan_job(job_id: int) -> None:
 
 
 @app.task(name="mediapurge.delete_batch", **INFRASTRUCTURE_RETRY)
-def delete_batch(batch_id: int, permit_slot: float | None = None) -> str:
-    decision = run_batch(context.runtime(), batch_id, permit_slot)
+def delete_batch(batch_id: int, permit_slot: float | None = None, permit_epoch: int = 0) -> str:
+    permit = Permit(permit_slot, permit_epoch) if permit_slot is not None else None
+    decision = run_batch(context.runtime(), batch_id, permit)
     if isinstance(decision, RunAgain):
-        kwargs = {"permit_slot": decision.permit_slot} if decision.permit_slot is not None else {}
+        kwargs = {"permit_slot": decision.permit.slot, "permit_epoch": decision.permit.epoch} if decision.permit else {}
         delete_batch.apply_async((batch_id,), kwargs, countdown=decision.delay)
     return type(decision).__name__
 

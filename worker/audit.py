@@ -1,17 +1,16 @@
 """Write down what happened: one row per vendor call, each item's new state, and the job's end.
 
-Item updates are grouped by identical outcome, so a call costs a statement or two, not one per item.
+A call costs two statements whatever its size: the call's row, and one UPDATE of all its items.
 Final states are written only over ``pending`` items: an item never leaves a final state.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import String, Text, case, column, exists, func, literal, select, update, values
 from sqlalchemy.orm import Session
 
 from models.tables import AccountHalt, Batch, Item, Job, VendorCall
@@ -75,38 +74,45 @@ def record_call(
         )
     )
     still_pending: list[PendingItem] = []
-    if not verdict.split:
-        groups: dict[tuple, list[int]] = defaultdict(list)
-        uncertain = ItemResult(Outcome.RETRYABLE, "Uncertain", "the vendor's answer did not mention this id", verdict.request_id)
-        for item in items:
-            result = verdict.items.get(item.media_id, uncertain)
-            item.attempts += 1
-            status = _FINAL.get(result.outcome)
-            message = result.message
-            if status is None and item.attempts >= max_attempts:
-                status = ItemStatus.FAILED
-                message = f"gave up after {item.attempts} attempts: {result.message or result.code}"
-            if status is None:
-                still_pending.append(item)
-            key = (status, result.code, _clip(message), _clip(result.request_id))
-            groups[key].append(item.id)
-        for (status, code, message, request_id), ids in groups.items():
-            values = dict(
-                attempts=Item.attempts + 1, vendor_code=code, vendor_message=message, request_id=request_id,
-                first_sent_at=func.coalesce(Item.first_sent_at, call.started_at), last_sent_at=call.started_at,
-            )
-            if status is not None:
-                values.update(status=status.value, finished_at=now)
-            session.execute(
-                update(Item)
-                .where(Item.id.in_(ids), Item.status == ItemStatus.PENDING.value)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
-    else:
-        still_pending = list(items)
+    if verdict.split:
+        session.commit()
+        return list(items)
+    uncertain = ItemResult(Outcome.RETRYABLE, "Uncertain", "the vendor's answer did not mention this id", verdict.request_id)
+    rows = []
+    for item in items:
+        result = verdict.items.get(item.media_id, uncertain)
+        item.attempts += 1
+        status = _FINAL.get(result.outcome)
+        message = result.message
+        if status is None and item.attempts >= max_attempts:
+            status = ItemStatus.FAILED
+            message = f"gave up after {item.attempts} attempts: {result.message or result.code}"
+        if status is None:
+            still_pending.append(item)
+        rows.append((item.id, status.value if status else None, _clip(result.code), _clip(message), _clip(result.request_id)))
+    if rows:
+        session.execute(_apply_results(rows, call.started_at, now).execution_options(synchronize_session=False))
     session.commit()
     return still_pending
+
+
+def _apply_results(rows: list[tuple], sent_at: datetime, now: datetime):  # noqa: ANN202
+    """One UPDATE for every item of a call, whatever their outcomes: the new values travel as a VALUES
+    list joined on the item id. A row's status is None while the item stays pending."""
+    new = values(
+        column("id", Item.id.type), column("status", String()), column("code", String()), column("message", Text()),
+        column("request_id", String()), name="new",
+    ).data(rows).cte("new")
+    return (
+        update(Item)
+        .where(Item.id == new.c.id, Item.status == ItemStatus.PENDING.value)
+        .values(
+            attempts=Item.attempts + 1, vendor_code=new.c.code, vendor_message=new.c.message, request_id=new.c.request_id,
+            first_sent_at=func.coalesce(Item.first_sent_at, literal(sent_at, Item.first_sent_at.type)), last_sent_at=sent_at,
+            status=func.coalesce(new.c.status, Item.status),
+            finished_at=case((new.c.status.is_not(None), literal(now, Item.finished_at.type)), else_=Item.finished_at),
+        )
+    )
 
 
 def fail_items(session: Session, item_ids: Sequence[int], code: str, message: str, now: datetime) -> None:
@@ -142,8 +148,9 @@ def account_halt(session: Session, job_id: int, vendor: str, account: str) -> Ac
 def finish_job_if_done(session: Session, job_id: int, now: datetime) -> JobStatus | None:
     """Mark the job completed when no batch is left undone. Safe to call any number of times, from any
     worker: whichever batch commits last sees zero and closes the job."""
+    # EXISTS, not COUNT: called at the end of every batch, it must not scan a big job's open batches.
     open_batches = session.scalar(
-        select(func.count()).select_from(Batch).where(Batch.job_id == job_id, Batch.status != BatchStatus.DONE.value)
+        select(exists().where(Batch.job_id == job_id, Batch.status != BatchStatus.DONE.value))
     )
     if open_batches:
         return None

@@ -231,5 +231,39 @@ def demo(
     run_demo(items=items, directory=directory, missing=missing, console=out)
 
 
+@app.command()
+@_friendly
+def bench(
+    scenario: Annotated[Optional[list[str]], typer.Argument(help="Scenarios to run (default: all), in order.")] = None,
+    files: Annotated[int, typer.Option(help="ZEGO files in the fidelity job.")] = 200_000,
+    seconds: Annotated[float, typer.Option(help="How long each vendor key of the mixed scenarios stays busy.")] = 30.0,
+    pipeline_files: Annotated[int, typer.Option(help="ZEGO files in the pipeline job (limits lifted).")] = 200_000,
+    baseline_files: Annotated[int, typer.Option(help="Files the Celery task-per-item baseline deletes.")] = 2_000,
+    loop_files: Annotated[int, typer.Option(help="Files the plain-loop baseline deletes.")] = 20_000,
+    submit_items: Annotated[int, typer.Option(help="Items in the big-submission scenario.")] = 1_000_000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 4,
+    concurrency: Annotated[int, typer.Option(help="Pool processes per worker.")] = 4,
+    latency: Annotated[float, typer.Option(help="The sandbox's answer time, seconds.")] = 0.03,
+    headroom: Annotated[Optional[float], typer.Option(help="The workers' rate_limit_headroom (default: the settings').")] = None,
+    postgres: Annotated[str, typer.Option(help="PostgreSQL URL of a role that may create databases.")] = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+    redis_url: Annotated[str, typer.Option("--redis", help="Redis database the benchmark may flush.")] = "redis://127.0.0.1:6379/15",
+    logs: Annotated[Path, typer.Option(help="Where worker and sandbox logs go.")] = Path("bench-logs"),
+) -> None:
+    """Measure rate fidelity, adaptive throttling, isolation, pipeline overhead and big submissions on
+    loopback (sandbox + PostgreSQL + Redis + worker processes); one JSON object per scenario on stdout."""
+    from worker.bench.runner import SCENARIOS, Sizes, run
+    from worker.bench.scenarios import Options
+    from worker.bench.stack import Services
+
+    names = scenario or list(SCENARIOS)
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        raise MediapurgeError(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    opts = Options(Services(postgres, redis_url), logs.resolve(), workers=workers, concurrency=concurrency, latency=latency,
+                   headroom=headroom)
+    sizes = Sizes(files, seconds, pipeline_files, baseline_files, loop_files, submit_items)
+    run(names, opts, sizes, sys.stdout)
+
+
 def main() -> None:
     app()

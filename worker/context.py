@@ -54,5 +54,7 @@ def build_runtime(config: Settings) -> Runtime:
         limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         follow_redirects=False,
     )
-    limiter = RateLimiter(redis.Redis.from_url(config.rate_limit_store_url), headroom=config.rate_limit_headroom)
+    limiter = RateLimiter(
+        redis.Redis.from_url(config.rate_limit_store_url), headroom=config.rate_limit_headroom, adaptive=config.adaptive
+    )
     return Runtime(settings=config, sessions=make_session_factory(engine), http=http, limiter=limiter, dispatch=dispatch_batch)

@@ -87,11 +87,13 @@ class WorkerProcess:
         pool: str = "prefork",
         loglevel: str = "INFO",
         extra_args: tuple[str, ...] = (),
+        app: str = "tasks.app",
+        queue: str = QUEUE,
     ) -> None:
         self.env = env
         self.log_path = log_path
         self.args = [
-            sys.executable, "-m", "celery", "-A", "tasks.app", "worker", "-n", f"{name}@%h", "-Q", QUEUE,
+            sys.executable, "-m", "celery", "-A", app, "worker", "-n", f"{name}@%h", "-Q", queue,
             "--pool", pool, "--concurrency", str(concurrency), "--loglevel", loglevel, "--without-mingle",
             "--without-gossip", *extra_args,
         ]

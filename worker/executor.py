@@ -22,7 +22,7 @@ from worker import audit, leases
 from worker.errors import ConfigurationError
 from worker.outcomes import CallVerdict, Outcome
 from worker.ratelimit import Limit, RateLimiter, limits_for
-from worker.retry import BatchDecision, Finished, RunAgain, Skipped, backoff_delay
+from worker.retry import BatchDecision, Finished, Permit, RunAgain, Skipped, backoff_delay
 from worker.settings import Settings
 from worker.vendors import OPERATIONS, Operation
 from worker.vendors.base import same_for_all, transport_failure
@@ -61,13 +61,13 @@ def _chunks(items: list[audit.PendingItem], size: int) -> deque[list[audit.Pendi
     return deque(items[i : i + size] for i in range(0, len(items), size))
 
 
-def run_batch(rt: Runtime, batch_id: int, permit_slot: float | None = None) -> BatchDecision:
+def run_batch(rt: Runtime, batch_id: int, permit: Permit | None = None) -> BatchDecision:
     with rt.sessions() as session:
         lease = leases.claim(session, batch_id, rt.clock(), rt.settings.lease_seconds)
         if lease is None:
             return Skipped("not due, held by another worker, or done")
         try:
-            return _run_claimed(rt, session, lease, permit_slot)
+            return _run_claimed(rt, session, lease, permit)
         except Exception:
             # The database or Redis failed under us: hand the batch back now rather than when the lease
             # expires, so the task's retry finds it (best effort: the database may be what failed).
@@ -79,7 +79,7 @@ def run_batch(rt: Runtime, batch_id: int, permit_slot: float | None = None) -> B
             raise
 
 
-def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit_slot: float | None) -> BatchDecision:
+def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit: Permit | None) -> BatchDecision:
     settings = rt.settings
     batch_id = lease.batch_id
     batch = session.get(Batch, batch_id)
@@ -98,12 +98,15 @@ def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit_slot
     work = _chunks(pending, op.max_batch)
     while work:
         chunk = work.popleft()
-        waited = _acquire(rt, limits, permit_slot)
-        permit_slot = None
+        waited = _acquire(rt, limits, permit)
+        permit = None
         if isinstance(waited, RunAgain):
             leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
             return waited
         verdict = _call(session, rt, op, account, batch, chunk)
+        if verdict.throttled:
+            # Someone else spends part of this quota: slow the operation's limit down for every worker.
+            rt.limiter.throttled(limits, waited.epoch)
         if verdict.halt_account:
             audit.halt_account(session, batch.job_id, op.vendor, batch.account, verdict)
             rest = [item.id for part in work for item in part]
@@ -141,30 +144,31 @@ def _finish(session: Session, rt: Runtime, lease: leases.Lease, job_id: int) -> 
     return Finished()
 
 
-def _acquire(rt: Runtime, limits: Sequence[Limit], permit_slot: float | None) -> None | RunAgain:
+def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Permit | RunAgain:
     """Wait for this call's rate-limit slot, or return a RunAgain that gives the worker slot back meanwhile.
 
-    A slot is used only if it is not late by more than the limits' tolerance: a process descheduled
-    past its slot takes a new one rather than crowd the next window.
+    A slot is used only if it is not late by more than the limits' tolerance (a process descheduled
+    past its slot takes a new one rather than crowd the next window), and only if no throttling answer
+    cut the limits since it was reserved (it was spaced for the old rate).
     """
     settings = rt.settings
     tolerance = late_tolerance(settings, limits)
     for _ in range(10):
-        if permit_slot is None:
+        if permit is None:
             reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead)
             if not reservation.granted:
                 delay = max(reservation.wait - settings.max_reserve_ahead, settings.max_inline_wait)
                 return RunAgain(delay, reason="rate limit queue is long")
+            permit = Permit(reservation.slot, reservation.epoch)
             if reservation.wait > settings.max_inline_wait:
-                return RunAgain(reservation.wait, permit_slot=reservation.slot, reason="waiting for its rate-limit slot")
-            permit_slot = reservation.slot
-        early = permit_slot - rt.limiter.now()
-        if early > 0:
-            rt.sleep(early)
-            early = permit_slot - rt.limiter.now()
-        if early >= -tolerance:
-            return None
-        permit_slot = None  # too late to use without crowding the next window: take a new one
+                return RunAgain(reservation.wait, permit=permit, reason="waiting for its rate-limit slot")
+        now, epoch = rt.limiter.check(limits)
+        if permit.slot > now:
+            rt.sleep(permit.slot - now)
+            now, epoch = rt.limiter.check(limits)
+        if epoch == permit.epoch and permit.slot - now >= -tolerance:
+            return permit
+        permit = None  # too late to use without crowding the next window, or void after a cut: take a new one
     return RunAgain(settings.max_inline_wait, reason="rate-limit slots kept slipping by")
 
 

@@ -19,11 +19,19 @@ class Finished:
 
 
 @dataclass(frozen=True)
+class Permit:
+    """A rate-limit slot reserved for one call: its time (Redis clock) and the limits' epoch then."""
+
+    slot: float
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
 class RunAgain:
-    """Run the batch again in ``delay`` seconds; ``permit_slot`` is a rate-limit slot already reserved for it."""
+    """Run the batch again in ``delay`` seconds; ``permit`` is a rate-limit slot already reserved for it."""
 
     delay: float
-    permit_slot: float | None = None
+    permit: Permit | None = None
     reason: str = "retry"
 
 

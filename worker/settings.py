@@ -171,6 +171,21 @@ class RetryPolicy(BaseModel):
     backoff_cap: Annotated[float, Field(gt=0)] = 20.0
 
 
+class AdaptivePolicy(BaseModel):
+    """How a limit slows down when the vendor throttles below it, and climbs back (see worker/ratelimit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    # After a throttling answer the rate drops to this fraction of the rate that was throttled.
+    decrease: Annotated[float, Field(gt=0, lt=1)] = 0.7
+    # The climb back to that rate takes about this many calls' worth of time: the longer, the rarer
+    # the throttling answers in steady state (about 2 per cut).
+    recovery_calls: Annotated[float, Field(gt=0)] = 200.0
+    min_recovery_seconds: Annotated[float, Field(gt=0)] = 2.0
+    floor: Annotated[float, Field(gt=0, le=1)] = 0.05
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MEDIAPURGE_",
@@ -189,6 +204,7 @@ class Settings(BaseSettings):
     rate_limit_headroom: Annotated[float, Field(gt=0, le=1)] = 0.98
     # A batch whose next permit is further away than this gives its worker slot back and is requeued
     # with a countdown, instead of sleeping in the slot.
+    adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy)
     max_inline_wait: Annotated[float, Field(ge=0)] = 1.0
     # A batch reserves its slot up to this far ahead and comes back for it; further out it reserves
     # nothing and returns later. Keep it well under the broker's visibility timeout.

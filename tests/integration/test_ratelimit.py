@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+import time
 
 import pytest
 import redis
 
 from worker.ratelimit import Limit, RateLimiter, limits_for
+from worker.settings import AdaptivePolicy
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +80,52 @@ def test_headroom_spaces_slots_further(client):
 def test_identity_is_hashed_out_of_the_key():
     [limit] = limits_for("aliyun", "DeleteStream", "LTAI5tSecretLookingId", "50/s", None)
     assert "LTAI5t" not in limit.key and limit.key.startswith("mediapurge:rl:aliyun:")
+
+
+ADAPTIVE = AdaptivePolicy(decrease=0.7, recovery_calls=4, min_recovery_seconds=0.4, floor=0.05)
+
+
+def test_a_throttling_answer_cuts_the_rate_and_voids_older_slots(client):
+    limiter = RateLimiter(client, adaptive=ADAPTIVE)
+    [limit] = [Limit("mediapurge:rl:test:adaptive", 10, 1.0)]  # recovery: 4 calls at 10/s = 0.4 s
+    before = [limiter.reserve([limit], max_ahead=5) for _ in range(5)]
+    assert {r.epoch for r in before} == {0}
+    assert limiter.throttled([limit], before[0].epoch) == pytest.approx(0.7)
+    # A second throttled answer for a call reserved before the cut is the same overshoot: no second cut.
+    assert limiter.throttled([limit], before[1].epoch) is None
+    now, epoch = limiter.check([limit])
+    assert epoch == 1  # the four slots still held were reserved at epoch 0: their holders reserve again
+    a, b = limiter.reserve([limit], max_ahead=5), limiter.reserve([limit], max_ahead=5)
+    assert a.epoch == b.epoch == 1
+    assert b.slot - a.slot > 0.1  # slower than 10/s: the factor is below 1 (climbing back from 0.7)
+    assert a.slot < before[-1].slot  # the timeline restarted: old reservations no longer delay new ones
+
+
+def test_the_rate_climbs_back_to_the_configured_limit_and_never_above(client):
+    limiter = RateLimiter(client, adaptive=ADAPTIVE)
+    limit = Limit("mediapurge:rl:test:recover", 10, 1.0)
+    start = limiter.reserve([limit], max_ahead=5)
+    limiter.throttled([limit], start.epoch)
+    [just_after] = limiter.factors([limit])
+    assert 0.69 <= just_after < 0.8
+    time.sleep(0.2)  # half the recovery time: the cubic is concave here, most of the way back
+    [halfway] = limiter.factors([limit])
+    assert just_after < halfway < 1.0
+    time.sleep(0.8)  # past recovery and its convex climb: back at the configured rate, capped there
+    assert limiter.factors([limit]) == [1.0]
+
+
+def test_repeated_throttling_stops_at_the_floor(client):
+    limiter = RateLimiter(client, adaptive=ADAPTIVE)
+    limit = Limit("mediapurge:rl:test:floor", 10, 1.0)
+    for _ in range(20):
+        _, epoch = limiter.check([limit])
+        limiter.throttled([limit], epoch)
+    assert limiter.factors([limit])[0] == pytest.approx(0.05, abs=0.01)
+
+
+def test_adaptation_can_be_turned_off(client):
+    limiter = RateLimiter(client, adaptive=AdaptivePolicy(enabled=False))
+    limit = Limit("mediapurge:rl:test:off", 10, 1.0)
+    assert limiter.throttled([limit], 0) is None
+    assert limiter.factors([limit]) == [1.0]

@@ -13,7 +13,7 @@ from worker.executor import Runtime, run_batch
 from worker.planner import plan_job
 from worker.producer import submit_job
 from worker.ratelimit import Reservation
-from worker.retry import Finished, RunAgain, Skipped
+from worker.retry import Finished, Permit, RunAgain, Skipped
 from worker.settings import Settings
 from worker.validation import ItemValidator
 
@@ -24,14 +24,21 @@ class GrantingLimiter:
     def __init__(self) -> None:
         self.queue_seconds = 0.0
         self.reservations = 0
+        self.epoch = 0
+        self.throttled_slots = []
 
     def reserve(self, limits, max_ahead):
         self.reservations += 1
         granted = self.queue_seconds <= max_ahead
-        return Reservation(granted, self.queue_seconds, 1000.0 + self.queue_seconds)
+        return Reservation(granted, self.queue_seconds, 1000.0 + self.queue_seconds, self.epoch)
 
-    def now(self):
-        return 1000.0
+    def check(self, limits):
+        return 1000.0, self.epoch
+
+    def throttled(self, limits, epoch):
+        self.throttled_slots.append((limits[0].key, epoch))
+        self.epoch += 1
+        return 0.7
 
 
 SETTINGS = Settings(
@@ -186,7 +193,7 @@ def test_a_far_rate_limit_slot_gives_the_worker_back(env):
     _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
     rt.limiter.queue_seconds = 30.0
     decision = run_batch(rt, batch_id)
-    assert decision == RunAgain(30.0, permit_slot=1030.0, reason="waiting for its rate-limit slot")
+    assert decision == RunAgain(30.0, permit=Permit(1030.0, 0), reason="waiting for its rate-limit slot")
     assert calls == []
     with rt.sessions() as s:
         assert s.get(Batch, batch_id).status == "queued"
@@ -229,3 +236,30 @@ def test_a_split_survives_a_requeue(env):
         sizes = dict(s.execute(select(Batch.id, Batch.item_count)).all())
     assert sizes == {batch_id: 5, new_batch: 5}
     assert len(calls) == 1
+
+
+def test_a_throttling_answer_slows_the_operations_limit_down(env):
+    rt, handlers, _ = env
+    _, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteMultipartUpload", "MediaId": "m1", "MediaType": "video"}])
+    handlers.append(lambda r: httpx.Response(503, json={"RequestId": "r1", "Code": "Throttling.User", "Message": "Request was denied due to user flow control."}))
+    assert isinstance(run_batch(rt, batch_id), RunAgain)
+    [(key, epoch)] = rt.limiter.throttled_slots
+    assert key.endswith(":DeleteMultipartUpload") and epoch == 0  # the epoch the throttled call's slot was reserved in
+
+
+def test_a_503_that_is_not_throttling_leaves_the_rate_alone(env):
+    rt, handlers, _ = env
+    _, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteMultipartUpload", "MediaId": "m1", "MediaType": "video"}])
+    handlers.append(lambda r: httpx.Response(503, json={"RequestId": "r1", "Code": "ServiceUnavailable", "Message": "busy"}))
+    assert isinstance(run_batch(rt, batch_id), RunAgain)
+    assert rt.limiter.throttled_slots == []
+
+
+def test_a_permit_reserved_before_a_cut_is_not_used(env):
+    """A slot spaced for the old rate would crowd the slower one: the batch reserves a new slot."""
+    rt, handlers, calls = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    handlers.append(lambda r: httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]}))
+    rt.limiter.epoch = 3  # three cuts since the permit below was reserved at epoch 2
+    assert run_batch(rt, batch_id, Permit(1000.0, 2)) == Finished()
+    assert rt.limiter.reservations == 1 and len(calls) == 1

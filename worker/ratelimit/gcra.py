@@ -1,15 +1,25 @@
-"""A global, reserving rate limiter: GCRA (generic cell rate algorithm) in one Redis Lua script.
+"""A global, reserving, adaptive rate limiter: GCRA (generic cell rate algorithm) in Redis Lua scripts.
 
-Guarantee: calls made at the slots it hands out are at least ``period / (calls x headroom)`` apart for
-every limit involved, across all processes sharing the Redis, so no window of ``period`` seconds ever
-holds more than ``calls`` of them. The time is Redis's own (``TIME``), so hosts with skewed clocks still
-agree; callers only ever receive durations ("wait 0.32 s").
+Guarantee: calls made at the slots it hands out are at least ``period / (calls x headroom x factor)``
+apart for every limit involved, across all processes sharing the Redis, so no window of ``period``
+seconds ever holds more than ``calls`` of them. The time is Redis's own (``TIME``), so hosts with skewed
+clocks still agree; callers only ever receive durations ("wait 0.32 s").
 
 A caller *reserves* its slot: the slot is its own even while it waits, so a queue of batches is served
 in order instead of all of them polling for the next free slot. A caller that is more than
 ``max_ahead`` seconds from a slot reserves nothing and is told how long to stay away.
 Why not ``limits`` or ``pyrate-limiter``: both take time from the client host and answer yes/no without
 reserving, which makes every waiting batch poll (shared/celery-notes.md, "Rate limits").
+
+Adaptive: when something else spends part of the same vendor quota, the vendor answers "throttled"
+below the configured limit. ``throttled()`` then cuts the limit's factor (the fraction of the configured
+rate in use) like the AWS SDKs' adaptive retry mode, which follows TCP CUBIC: the rate drops to
+``decrease`` x the rate that was throttled, and climbs back as a cubic of the time since: quickly at
+first, flat near the rate that was throttled (so it probes that ceiling gently and rarely), then faster
+again beyond it, up to the configured limit (never above). The factor is a function of Redis time, kept
+in one hash per limit, so every process computes the same one without any per-call write.
+A cut also restarts the limit's timeline and bumps its *epoch*: slots reserved before the cut, at the
+old rate, are refused when their holders come to use them (``check``), and those holders reserve again.
 """
 
 from __future__ import annotations
@@ -20,32 +30,89 @@ from dataclasses import dataclass
 
 import redis
 
-from worker.settings import parse_rate
+from worker.settings import AdaptivePolicy, parse_rate
 
-# KEYS: one "next free slot" key per limit. ARGV: max_ahead, then one interval per key.
-# Returns {granted (0/1), wait seconds, slot time} as strings (Lua numbers would be truncated to integers).
-_RESERVE = """
+# The factor of one limit at time `now`, from its hash {w = factor that was throttled, t = when}.
+# ARGV of the caller supplies the recovery time (seconds for the cubic to come back to w) and floor.
+_FACTOR = """
+local function factor(key, now, recovery, decrease, floor)
+  local state = redis.call('HMGET', key .. ':adapt', 'w', 't', 'e')
+  if not state[1] then return 1.0, 0 end
+  local w, t, e = tonumber(state[1]), tonumber(state[2]), tonumber(state[3])
+  local x = (now - t - recovery) / recovery
+  local f = w * (1 + (1 - decrease) * x * x * x)
+  if f > 1 then f = 1 end
+  if f < floor then f = floor end
+  return f, e
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local max_ahead = tonumber(ARGV[1])
-local slot = now
+"""
+
+# KEYS: one "next free slot" key per limit. ARGV: max_ahead, decrease, floor, then per key its base
+# interval and recovery time. Returns {granted (0/1), wait, slot, epoch} as strings (Lua numbers
+# would be truncated to integers).
+_RESERVE = _FACTOR + """
+local max_ahead, decrease, floor = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local slot, epoch, intervals = now, 0, {}
 for i, key in ipairs(KEYS) do
+  local f, e = factor(key, now, tonumber(ARGV[3 + 2 * i]), decrease, floor)
+  intervals[i] = tonumber(ARGV[2 + 2 * i]) / f
+  epoch = epoch + e
   local next_free = tonumber(redis.call('GET', key) or '0')
   if next_free > slot then slot = next_free end
 end
 local wait = slot - now
 if wait > max_ahead then
-  return {'0', tostring(wait), tostring(slot)}
+  return {'0', tostring(wait), tostring(slot), tostring(epoch)}
 end
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[i + 1])
-  local ttl = math.ceil((slot + interval - now) * 1000) + 1000
-  redis.call('SET', key, tostring(slot + interval), 'PX', ttl)
+  local ttl = math.ceil((slot + intervals[i] - now) * 1000) + 1000
+  redis.call('SET', key, tostring(slot + intervals[i]), 'PX', ttl)
 end
-return {'1', tostring(wait), tostring(slot)}
+return {'1', tostring(wait), tostring(slot), tostring(epoch)}
 """
 
-_NOW = "local t = redis.call('TIME') return tostring(tonumber(t[1]) + tonumber(t[2]) / 1000000)"
+# KEYS: the call's limits, the one to cut first. ARGV: the epoch the call's slot was reserved in,
+# decrease, floor, base interval and recovery of the first limit. A throttled call reserved before the
+# last cut was sent at the old rate: the cut already answered it. Returns the new factor, or '' when
+# the answer was already accounted for.
+_THROTTLED = _FACTOR + """
+local key, epoch, decrease, floor = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local interval, recovery = tonumber(ARGV[4]), tonumber(ARGV[5])
+local current = 0
+for i, k in ipairs(KEYS) do
+  current = current + tonumber(redis.call('HGET', k .. ':adapt', 'e') or '0')
+end
+if epoch < current then return '' end
+local f, e = factor(key, now, recovery, decrease, floor)
+redis.call('HSET', key .. ':adapt', 'w', tostring(f), 't', tostring(now), 'e', tostring(e + 1))
+redis.call('EXPIRE', key .. ':adapt', 86400)
+local cut = f * decrease
+if cut < floor then cut = floor end
+local next_free = now + interval / cut
+redis.call('SET', key, tostring(next_free), 'PX', math.ceil(interval / cut * 1000) + 1000)
+return tostring(cut)
+"""
+
+# KEYS: limits. Returns {now, epoch} as strings.
+_CHECK = _FACTOR + """
+local epoch = 0
+for i, key in ipairs(KEYS) do
+  epoch = epoch + tonumber(redis.call('HGET', key .. ':adapt', 'e') or '0')
+end
+return {tostring(now), tostring(epoch)}
+"""
+
+# KEYS: limits. ARGV: decrease, floor, then per key its recovery. Returns each key's factor.
+_FACTORS = _FACTOR + """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local f = factor(key, now, tonumber(ARGV[2 + i]), tonumber(ARGV[1]), tonumber(ARGV[2]))
+  out[i] = tostring(f)
+end
+return out
+"""
 
 
 @dataclass(frozen=True)
@@ -59,12 +126,18 @@ class Limit:
     def interval(self, headroom: float) -> float:
         return self.period / (self.calls * headroom)
 
+    def recovery(self, policy: AdaptivePolicy) -> float:
+        """Seconds for the rate to climb back to the one that was throttled: about ``recovery_calls``
+        calls at the configured rate, so a cut costs the same number of calls whatever the limit."""
+        return max(policy.min_recovery_seconds, policy.recovery_calls * self.period / self.calls)
+
 
 @dataclass(frozen=True)
 class Reservation:
     granted: bool
     wait: float  # seconds from now until the slot (or, not granted, until the first free slot)
     slot: float  # the slot, in Redis time (seconds since the epoch)
+    epoch: int = 0  # the limits' cut count when reserved: a slot of an older epoch is void
 
 
 def limits_for(vendor: str, operation: str, identity: str, operation_rate: str, account_rate: str | None) -> list[Limit]:
@@ -81,19 +154,49 @@ def limits_for(vendor: str, operation: str, identity: str, operation_rate: str, 
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, headroom: float = 1.0) -> None:
+    def __init__(self, client: redis.Redis, headroom: float = 1.0, adaptive: AdaptivePolicy | None = None) -> None:
         self._client = client
         self._headroom = headroom
+        self._adaptive = adaptive or AdaptivePolicy()
         self._reserve = client.register_script(_RESERVE)
-        self._now = client.register_script(_NOW)
+        self._throttled = client.register_script(_THROTTLED)
+        self._check = client.register_script(_CHECK)
+        self._factors = client.register_script(_FACTORS)
 
     def reserve(self, limits: Sequence[Limit], max_ahead: float) -> Reservation:
         if not limits:
             return Reservation(True, 0.0, self.now())
-        args = [max_ahead, *(limit.interval(self._headroom) for limit in limits)]
-        granted, wait, slot = self._reserve(keys=[limit.key for limit in limits], args=args)
-        return Reservation(granted == b"1" or granted == "1", max(0.0, float(wait)), float(slot))
+        policy = self._adaptive
+        args: list[float] = [max_ahead, policy.decrease, policy.floor]
+        for limit in limits:
+            args += [limit.interval(self._headroom), limit.recovery(policy)]
+        granted, wait, slot, epoch = self._reserve(keys=[limit.key for limit in limits], args=args)
+        return Reservation(granted in (b"1", "1"), max(0.0, float(wait)), float(slot), int(float(epoch)))
+
+    def check(self, limits: Sequence[Limit]) -> tuple[float, int]:
+        """(Redis's clock, the limits' epoch): a reserved slot is still good if its epoch is this one."""
+        now, epoch = self._check(keys=[limit.key for limit in limits])
+        return float(now), int(float(epoch))
 
     def now(self) -> float:
         """Redis's clock, the one slots are measured in."""
-        return float(self._now())
+        return self.check([])[0]
+
+    def throttled(self, limits: Sequence[Limit], epoch: int) -> float | None:
+        """The vendor throttled a call whose slot was reserved at ``epoch``: slow the first of its
+        ``limits`` (the operation's) down. Returns the new factor, or None when a cut since that
+        reservation already answered it (the other calls of the same overshoot)."""
+        if not self._adaptive.enabled or not limits:
+            return None
+        policy, first = self._adaptive, limits[0]
+        args = [epoch, policy.decrease, policy.floor, first.interval(self._headroom), first.recovery(policy)]
+        cut = self._throttled(keys=[limit.key for limit in limits], args=args)
+        return float(cut) if cut not in (b"", "") else None
+
+    def factors(self, limits: Sequence[Limit]) -> list[float]:
+        """The fraction of each limit's configured rate in use now (1.0 unless throttling cut it)."""
+        if not limits:
+            return []
+        policy = self._adaptive
+        args = [policy.decrease, policy.floor, *(limit.recovery(policy) for limit in limits)]
+        return [float(f) for f in self._factors(keys=[limit.key for limit in limits], args=args)]

@@ -1,0 +1,247 @@
+"""The benchmark's scenarios: each starts its own stack, runs one job (or a baseline), and returns one
+JSON-ready dict of figures. Sizes come from the command line; nothing here asserts anything.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from worker.bench.figures import audit_figures, by_key, call_figures
+from worker.bench.stack import ACCOUNTS, BenchStack, Services
+from worker.sandbox import generate_media
+
+
+@dataclass(frozen=True)
+class Options:
+    services: Services
+    log_dir: Path
+    workers: int = 4
+    concurrency: int = 4
+    latency: float = 0.03  # the sandbox's answer time, a vendor API's typical round trip
+    stagger: float = 2.0  # seconds between worker starts: they join a running job one by one
+    timeout: float = 1800.0
+    headroom: float | None = None  # rate_limit_headroom for the workers (None: the settings' default)
+
+
+def _vendor_keys(accounts: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, str]]:
+    keys = {"zego": "app_id", "aliyun": "access_key_id", "huawei": "project_id"}
+    return {vendor: {name: str(a[keys[vendor]]) for name, a in by_name.items()} for vendor, by_name in accounts.items()}
+
+
+# Every vendor's "default" account only (the ZEGO "eu" app is for the per-key scenario).
+DEFAULT_ACCOUNTS = {vendor: {"default": keys["default"]} for vendor, keys in _vendor_keys(ACCOUNTS).items()}
+
+
+def _seed_and_items(stack: BenchStack, counts: Mapping[str, int], accounts: Mapping[str, Mapping[str, str]] | None = None,
+                    missing: float = 0.05) -> Path:
+    """Media held by the sandbox and the matching items, written as a JSON Lines file to submit."""
+    seed, items = generate_media(
+        counts, missing_fraction=missing, rng_seed=7, accounts=accounts or _vendor_keys(ACCOUNTS), streams_per_video=20,
+    )
+    stack.sandbox.post("media", seed)
+    path = stack.log_dir / f"items-{uuid.uuid4().hex[:6]}.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        out.writelines(json.dumps(item) + "\n" for item in items)
+    return path
+
+
+def _run_job(stack: BenchStack, opts: Options, path: Path, *, during: Callable[[], None] | None = None) -> tuple[int, dict[str, Any]]:
+    """Start one worker, submit, let the others join ``stagger`` seconds apart, wait for the end."""
+    stack.add_workers(1, opts.concurrency)
+    job_id, _ = stack.submit(path)
+    if opts.workers > 1:
+        time.sleep(opts.stagger)
+        stack.add_workers(opts.workers - 1, opts.concurrency, stagger=opts.stagger, prefix="late")
+    if during is not None:
+        during()
+    stack.wait(job_id, opts.timeout)
+    return job_id, audit_figures(stack, job_id)
+
+
+def fidelity(opts: Options, files: int) -> dict[str, Any]:
+    """One ZEGO app at its published 20 calls/s, shared by worker processes started at different times."""
+    with BenchStack.start(opts.services, opts.log_dir / "fidelity", headroom=opts.headroom) as stack:
+        stack.sandbox.post("faults", {"rules": {"*": {"latency": opts.latency}}})
+        path = _seed_and_items(stack, {"zego.DeleteMedia": files}, DEFAULT_ACCOUNTS)
+        job_id, audit = _run_job(stack, opts, path)
+        calls = stack.sandbox.calls()
+        all_started = calls[0]["t"] + opts.stagger * opts.workers + 2.0
+        return {
+            "scenario": "fidelity", "limit": "zego.DeleteMedia 20/s per AppId", "files": files,
+            "workers": opts.workers, "concurrency": opts.concurrency, "worker_start_stagger_s": opts.stagger,
+            "sandbox_latency_s": opts.latency, **call_figures(calls, 1.0, 20),
+            "once_all_workers_run": call_figures([c for c in calls if c["t"] >= all_started], 1.0, 20), **audit,
+            "sandbox_rate_limited": stack.sandbox.get("stats")["rate_limited"], "peak_rss_mb": stack.peak_rss(),
+        }
+
+
+# Limits configured per (vendor, account, operation), different from the published ones, told to the
+# sandbox too: every key must run at its own limit and never above it.
+PER_KEY_LIMITS = {
+    # account -> operation -> rate; the sandbox scope is vendor.Operation@vendor-key
+    "zego.eu": {"DeleteMedia": "8/s"},
+    "aliyun.default": {"DeleteStream": "30/s", "DeleteMultipartUpload": "5/s"},
+    "huawei.default": {"DeleteAssets": "12/s"},
+}
+
+
+def per_key_limits(opts: Options, seconds: float) -> dict[str, Any]:
+    """A mixed job over five (vendor, account, operation) keys, each at its own configured limit."""
+    with BenchStack.start(opts.services, opts.log_dir / "limits", rate_limits=PER_KEY_LIMITS, headroom=opts.headroom) as stack:
+        keys = _vendor_keys(ACCOUNTS)
+        stack.sandbox.post("limits", {
+            f"zego.DeleteMedia@{keys['zego']['eu']}": "8/s", "aliyun.DeleteStream": "30/s",
+            "aliyun.DeleteMultipartUpload": "5/s", "huawei.DeleteAssets": "12/s",
+        })
+        stack.sandbox.post("faults", {"rules": {"*": {"latency": opts.latency}}})
+        # Sized so each key is busy for about `seconds` (the two ZEGO apps split their files evenly).
+        counts = {
+            "zego.DeleteMedia": int(2 * 8 * 100 * seconds), "aliyun.DeleteStream": int(30 * 20 * seconds),
+            "aliyun.DeleteMultipartUpload": int(5 * seconds), "huawei.DeleteAssets": int(12 * 10 * seconds),
+        }
+        path = _seed_and_items(stack, counts)
+        job_id, audit = _run_job(stack, opts, path)
+        limits = {
+            "zego.DeleteMedia@default": 20, "zego.DeleteMedia@eu": 8, "aliyun.DeleteStream@default": 30,
+            "aliyun.DeleteMultipartUpload@default": 5, "huawei.DeleteAssets@default": 12,
+        }
+        keys_figures = {key: call_figures(calls, 1.0, limits.get(key)) for key, calls in sorted(by_key(stack.sandbox.calls()).items())}
+        return {
+            "scenario": "per_key_limits", "items": sum(counts.values()), "keys": keys_figures, **audit,
+            "sandbox_rate_limited": stack.sandbox.get("stats")["rate_limited"], "peak_rss_mb": stack.peak_rss(),
+        }
+
+
+def shared_quota(opts: Options, seconds: float, outside_rate: int = 15) -> dict[str, Any]:
+    """Something outside mediapurge spends part of the app's quota: the vendor throttles above
+    ``outside_rate`` calls/s for ``seconds``, then the quota is whole again for ``seconds``."""
+    with BenchStack.start(opts.services, opts.log_dir / "shared", headroom=opts.headroom) as stack:
+        stack.sandbox.post("faults", {"rules": {"*": {"latency": opts.latency}}})
+        stack.sandbox.post("limits", {"zego.DeleteMedia": f"{outside_rate}/s"})
+        files = int(100 * (outside_rate + 20) * seconds)
+        path = _seed_and_items(stack, {"zego.DeleteMedia": files}, DEFAULT_ACCOUNTS)
+        phase: dict[str, float] = {}
+
+        def lift_after_a_while() -> None:
+            while not stack.sandbox.get("health")["calls"]:
+                time.sleep(0.1)
+            time.sleep(seconds)
+            phase["lifted_at"] = time.time()  # the sandbox records each call's Unix time ("wall") too
+            stack.sandbox.post("limits", {"zego.DeleteMedia": "20/s"})
+
+        job_id, audit = _run_job(stack, opts, path, during=lift_after_a_while)
+        calls = stack.sandbox.calls()
+        lifted = phase["lifted_at"]
+        shared = [c for c in calls if c["wall"] < lifted]
+        whole = [c for c in calls if c["wall"] >= lifted]
+        settle = 10.0  # seconds for the first cut and the climb back: steady state is measured after it
+        steady = [c for c in shared if c["wall"] >= shared[0]["wall"] + settle] if shared else []
+        recovered = [c for c in whole if c["wall"] >= lifted + 30.0]
+        return {
+            "scenario": "shared_quota", "configured": "20/s", "vendor_throttles_above": f"{outside_rate}/s",
+            "files": files, "phase_s": seconds,
+            "shared_phase": call_figures(shared, 1.0, outside_rate),
+            "shared_phase_steady_state": call_figures(steady, 1.0, outside_rate),
+            "whole_quota_phase": call_figures(whole, 1.0, 20),
+            "whole_quota_after_30s": call_figures(recovered, 1.0, 20) if len(recovered) > 1 else None,
+            **audit, "peak_rss_mb": stack.peak_rss(),
+        }
+
+
+def storm(opts: Options, seconds: float, storm_vendor: str = "aliyun") -> dict[str, Any]:
+    """A mixed job with one vendor answering 503 to 90% of calls: the others must keep their pace."""
+    with BenchStack.start(opts.services, opts.log_dir / "storm", rate_limits={"huawei.default": {"DeleteAssets": "12/s"}}, headroom=opts.headroom) as stack:
+        stack.sandbox.post("limits", {"huawei.DeleteAssets": "12/s"})
+        stack.sandbox.post("faults", {"rules": {"*": {"latency": opts.latency}, storm_vendor: {"latency": opts.latency, "unavailable": 0.9}}})
+        counts = {
+            "zego.DeleteMedia": int(20 * 100 * seconds), "huawei.DeleteAssets": int(12 * 10 * seconds),
+            "aliyun.DeleteStream": int(50 * 20 * seconds),
+        }
+        path = _seed_and_items(stack, counts, DEFAULT_ACCOUNTS)
+        job_id, audit = _run_job(stack, opts, path)
+        limits = {"zego.DeleteMedia@default": 20, "huawei.DeleteAssets@default": 12, "aliyun.DeleteStream@default": 50}
+        keys = {key: call_figures(calls, 1.0, limits.get(key)) for key, calls in sorted(by_key(stack.sandbox.calls()).items())}
+        return {"scenario": "storm", "storm": f"{storm_vendor}: 90% of calls answered 503", "keys": keys, **audit}
+
+
+def pipeline(opts: Options, files: int) -> dict[str, Any]:
+    """mediapurge's own overhead: the sandbox's limits lifted and no latency, audit in PostgreSQL."""
+    unlimited = {"zego.default": {"DeleteMedia": "1000000/s"}}
+    with BenchStack.start(opts.services, opts.log_dir / "pipeline", rate_limits=unlimited) as stack:
+        stack.sandbox.post("limits", {"*": None})
+        path = _seed_and_items(stack, {"zego.DeleteMedia": files}, DEFAULT_ACCOUNTS, missing=0.0)
+        job_id, audit = _run_job(stack, Options(**{**opts.__dict__, "stagger": 0.0}), path)
+        calls = stack.sandbox.calls()
+        return {
+            "scenario": "pipeline", "files": files, "workers": opts.workers, "concurrency": opts.concurrency,
+            **call_figures(calls, 1.0), **audit, "peak_rss_mb": stack.peak_rss(),
+        }
+
+
+def plain_loop(opts: Options, files: int) -> dict[str, Any]:
+    """Baseline: one process calling DeleteMedia one 100-file batch at a time, as a script written with
+    the vendor's SDK does; a throttling answer is retried after a second."""
+    from worker.settings import Settings
+    from worker.vendors import OPERATIONS
+
+    with BenchStack.start(opts.services, opts.log_dir / "loop") as stack:
+        stack.sandbox.post("faults", {"rules": {"*": {"latency": opts.latency}}})
+        seed, items = generate_media({"zego.DeleteMedia": files}, missing_fraction=0.05, rng_seed=7,
+                                     accounts=DEFAULT_ACCOUNTS)
+        stack.sandbox.post("media", seed)
+        account = Settings(accounts=stack.settings.accounts.model_dump()).accounts.get("zego", "default")
+        op = OPERATIONS["zego.DeleteMedia"]
+        by_cdn: dict[str, list[str]] = {}
+        for item in items:
+            by_cdn.setdefault(item["Vendor"], []).append(item["FileId"])
+        started = time.perf_counter()
+        with httpx.Client(timeout=10) as client:
+            for cdn, ids in by_cdn.items():
+                for i in range(0, len(ids), op.max_batch):
+                    chunk = ids[i : i + op.max_batch]
+                    while True:
+                        request = op.build_request(account, cdn, chunk, datetime.now(timezone.utc), uuid.uuid4().hex)
+                        verdict = op.classify(chunk, client.send(request))
+                        if not verdict.throttled:
+                            break
+                        time.sleep(1.0)
+        elapsed = time.perf_counter() - started
+        calls = stack.sandbox.calls()
+        return {"scenario": "baseline_plain_loop", "files": files, "seconds": round(elapsed, 2),
+                "files_per_s_end_to_end": round(files / elapsed, 1), **call_figures(calls, 1.0, 20)}
+
+
+def celery_per_item(opts: Options, files: int) -> dict[str, Any]:
+    """Baseline: one Celery task per file, Celery's rate_limit="20/s" on each of the workers."""
+    from celery import Celery
+
+    from worker.bench import per_item
+
+    with BenchStack.start(opts.services, opts.log_dir / "per-item") as stack:
+        stack.sandbox.post("faults", {"rules": {"*": {"latency": opts.latency}}})
+        seed, items = generate_media({"zego.DeleteMedia": files}, missing_fraction=0.0, rng_seed=7,
+                                     accounts=DEFAULT_ACCOUNTS)
+        stack.sandbox.post("media", seed)
+        stack.add_workers(opts.workers, opts.concurrency, prefix="per-item", app="worker.bench.per_item", queue=per_item.QUEUE)
+        started = time.perf_counter()
+        with Celery(broker=stack.redis_url) as producer_app, producer_app.producer_or_acquire() as producer:
+            for item in items:
+                producer_app.send_task("bench.delete_one", args=[item["Vendor"], item["FileId"]], queue=per_item.QUEUE, producer=producer)
+        deadline = time.monotonic() + opts.timeout
+        while stack.sandbox.get("health")["held"]["zego.DeleteMedia"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        calls = stack.sandbox.calls()
+        return {"scenario": "baseline_celery_task_per_item", "files": files, "workers": opts.workers,
+                "celery_rate_limit": "20/s per worker", "seconds": round(elapsed, 2),
+                "files_per_s_end_to_end": round(files / elapsed, 1), **call_figures(calls, 1.0, 20),
+                "peak_rss_mb": stack.peak_rss()}
