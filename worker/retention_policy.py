@@ -35,10 +35,12 @@ def parse_duration(text: str) -> timedelta:
 
 
 def format_duration(duration: timedelta) -> str:
-    """The inverse of parse_duration, largest units first: 90 minutes -> ``"1h30m"``."""
+    """The inverse of parse_duration, in days and smaller units: 90 minutes -> ``"1h30m"``, 7 days -> ``"7d"``."""
     seconds = int(duration.total_seconds())
     parts = []
     for unit, size in _UNIT_SECONDS.items():
+        if unit == "w":
+            continue  # "14d" reads better than "2w"
         if seconds >= size:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
