@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.inventory import InventoryMedia, RetentionRun
 from models.tables import Item, Job
-from worker.errors import MediapurgeError
+from worker.errors import EnqueueFailed, MediapurgeError
 from worker.inventory import ELIGIBLE, InventoryStatus, has_all_tags, reconcile
 from worker.producer import Submitted, submit_job
 from worker.retention_policy import RetentionPolicy
@@ -150,11 +150,18 @@ def run_policy(
         submitted: Submitted | None = None
         job_saved = session.scalar(select(Job.id).where(Job.idempotency_key == key)) is not None
         if count or job_saved:
-            # The media are read in chunks as the job is written, never held in memory all at once.
-            submitted = submit_job(
-                sessions, _as_items(session, query), validator, enqueue, idempotency_key=key,
-                source=f"retention policy {name}",
-            )
+            try:
+                # The media are read in chunks as the job is written, never held in memory all at once.
+                submitted = submit_job(
+                    sessions, _as_items(session, query), validator, enqueue, idempotency_key=key,
+                    source=f"retention policy {name}",
+                )
+            except EnqueueFailed:
+                # The job is saved and the sweeper plans it once the broker is back: record the run anyway,
+                # so the next period does not put the same media in a second job.
+                job = session.scalars(select(Job).where(Job.idempotency_key == key)).one()
+                _record(sessions, name, period, matched, Submitted(job.id, True, job.item_count, job.duplicate_count), now)
+                raise
     return _record(sessions, name, period, matched, submitted, now)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from models import InventoryMedia, Item, Job, RetentionRun
 from worker import context
 from worker.celery_config import celery_config
-from worker.errors import ConfigurationError
+from worker.errors import ConfigurationError, EnqueueFailed
 from worker.executor import Runtime
 from worker.inventory import InventoryStatus, MediaValidator, register_media
 from worker.retention import (
@@ -330,3 +330,18 @@ def test_the_task_reads_the_runtime_clock(sessions, monkeypatch):
         ("06:00", True, 0), ("06:00", False, 0), ("07:00", True, 1), ("07:00", False, 1), ("07:00", False, 1)]
     assert enqueued == [fired[2]["job_id"]]
     assert tasks.retention.run_retention.run("paused")["skipped"].startswith("retention policy 'paused' is disabled")
+
+
+def test_a_run_whose_job_could_not_be_queued_is_still_recorded(sessions):
+    """The sweeper plans the saved job once the broker is back; the next period must not take its media again."""
+    register(sessions, [zego("a", ago(days=8), ["trial"])])
+
+    def broker_down(job_id: int) -> None:
+        raise ConnectionError("broker unreachable")
+
+    with pytest.raises(EnqueueFailed):
+        run_named(SETTINGS, sessions, "zego-trial", NOW, enqueue=broker_down)
+
+    assert table_counts(sessions) == {"jobs": 1, "items": 1, "retention_runs": 1}
+    assert statuses(sessions) == {"a": "queued"}
+    assert run_named(SETTINGS, sessions, "zego-trial", NOW + timedelta(hours=1), enqueue=broker_down).job_id is None
