@@ -30,6 +30,27 @@ def count(sessions, model, *where) -> int:
         return s.scalar(select(func.count()).select_from(model).where(*where))
 
 
+def run_at_once(settings, sessions, now: datetime, runs: int):
+    """``runs`` threads released together, each running the policy for ``now``."""
+    enqueued: list[int] = []
+    outcomes, errors = [], []
+    barrier = threading.Barrier(runs)
+
+    def run() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(run_named(settings, sessions, "trial", now, enqueue=enqueued.append))
+        except Exception as exc:  # noqa: BLE001 - reported by the caller with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(runs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return outcomes, errors, enqueued
+
+
 def test_concurrent_runs_of_one_period_make_one_job(pg_url):
     """Four runs of the same period at once (four beats, or one firing four times), five periods over."""
     upgrade(pg_url)
@@ -49,22 +70,8 @@ def test_concurrent_runs_of_one_period_make_one_job(pg_url):
                 for i in range(1_500)
             ]
             inventory.register(media, settings=settings, sessions=sessions)
-            enqueued: list[int] = []
-            outcomes, errors = [], []
-            barrier = threading.Barrier(4)
 
-            def run() -> None:
-                barrier.wait()
-                try:
-                    outcomes.append(run_named(settings, sessions, "trial", now, enqueue=enqueued.append))
-                except Exception as exc:  # noqa: BLE001 - reported below with the others
-                    errors.append(exc)
-
-            threads = [threading.Thread(target=run) for _ in range(4)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(120)
+            outcomes, errors, enqueued = run_at_once(settings, sessions, now, runs=4)
 
             assert errors == [] and len(outcomes) == 4
             assert sum(o.created for o in outcomes) == 1, outcomes
@@ -86,7 +93,7 @@ def stack_env() -> dict[str, str]:
     return {"MEDIAPURGE_RETENTION_POLICIES": json.dumps({"zego-trial": POLICY})}
 
 
-def wait_until(condition, timeout: float, what: str, stack) -> None:  # noqa: ANN001
+def wait_until(condition, timeout: float, what: str, stack) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -13,7 +13,7 @@ from worker import context
 from worker.celery_config import celery_config
 from worker.errors import ConfigurationError, EnqueueFailed
 from worker.executor import Runtime
-from worker.inventory import InventoryStatus, MediaValidator, register_media
+from worker.inventory import MediaValidator, register_media
 from worker.retention import (
     PolicyDisabled,
     PolicyNotFound,
