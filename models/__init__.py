@@ -1,6 +1,11 @@
-"""What is stored: jobs, their items, the batches they are sent in, and every vendor call."""
+"""What is stored: jobs, their items, the batches they are sent in, and every vendor call; the media
+inventory and the retention runs made over it."""
 
-from models.tables import AccountHalt, Base, Batch, Item, Job, JobCount, VendorCall
 from models.db import make_engine, make_session_factory
+from models.inventory import InventoryMedia, InventoryTag, RetentionRun
+from models.tables import AccountHalt, Base, Batch, Item, Job, JobCount, VendorCall
 
-__all__ = ["AccountHalt", "Base", "Batch", "Item", "Job", "JobCount", "VendorCall", "make_engine", "make_session_factory"]
+__all__ = [
+    "AccountHalt", "Base", "Batch", "InventoryMedia", "InventoryTag", "Item", "Job", "JobCount", "RetentionRun",
+    "VendorCall", "make_engine", "make_session_factory",
+]

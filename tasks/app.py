@@ -7,7 +7,7 @@ from celery import Celery
 from worker import context
 from worker.celery_config import celery_config
 
-app = Celery("mediapurge", include=["tasks.jobs"])
+app = Celery("mediapurge", include=["tasks.jobs", "tasks.retention"])
 
 
 @app.on_configure.connect

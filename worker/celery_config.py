@@ -34,5 +34,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "beat_schedule": {
             "mediapurge-sweep": {"task": "mediapurge.sweep", "schedule": settings.sweep_interval},
+            **retention_schedule(settings),
         },
+    }
+
+
+def retention_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """One beat entry per enabled retention policy, every ``every``. Each firing is safe to repeat: a
+    policy makes at most one job per period (worker/retention.py)."""
+    return {
+        f"mediapurge-retention-{name}": {
+            "task": "mediapurge.run_retention", "schedule": policy.every.total_seconds(), "args": (name,),
+        }
+        for name, policy in sorted(settings.retention_policies.items())
+        if policy.enabled
     }

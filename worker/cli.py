@@ -265,5 +265,129 @@ def bench(
     run(names, opts, sizes, sys.stdout)
 
 
+# Inventory and retention purges (worker/inventory.py, worker/retention.py).
+inventory_app = typer.Typer(no_args_is_help=True, help="The media inventory that retention policies delete from.")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention policies: scheduled deletion of aged media.")
+app.add_typer(inventory_app, name="inventory")
+app.add_typer(retention_app, name="retention")
+
+
+@inventory_app.command("add")
+@_friendly
+def inventory_add(
+    file: Annotated[Path, typer.Argument(help="Media, one per line: JSON Lines (.jsonl) or CSV with a header (.csv); item fields plus created_at and tags.")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="jsonl or csv (default: from the file name).")] = None,
+) -> None:
+    """Register media (or update them: the same ids twice is one medium)."""
+    from worker import context, inventory
+
+    result = inventory.register(file, settings=context.settings(), sessions=_sessions(), fmt=fmt)
+    out.print(f"{result.count:,} media registered")
+
+
+@inventory_app.command("list")
+@_friendly
+def inventory_list(
+    action: Annotated[Optional[str], typer.Option(help="Only this action, e.g. zego.DeleteMedia.")] = None,
+    account: Annotated[Optional[str], typer.Option(help="Only this account.")] = None,
+    tag: Annotated[Optional[list[str]], typer.Option(help="Only media carrying this tag (repeat: all of them).")] = None,
+    status: Annotated[Optional[str], typer.Option(help="present, queued, deleted, already_gone or failed.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, oldest first.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Registered media, oldest first."""
+    from worker.inventory import InventoryStatus, list_media
+
+    try:
+        wanted = InventoryStatus(status) if status is not None else None
+    except ValueError:
+        raise MediapurgeError(f"--status: {status!r} is not one of {', '.join(s.value for s in InventoryStatus)}") from None
+    with _sessions()() as session:
+        media = list_media(session, action=action, account=account, tags=tag or (), status=wanted, limit=limit)
+    if as_json:
+        out.print_json(json.dumps(media))
+        return
+    table = Table(title=f"{len(media)} media")
+    for column in ("action", "account", "ids", "created_at", "tags", "status", "job"):
+        table.add_column(column)
+    for m in media:
+        ids = " ".join(f"{k}={v}" for k, v in m.items() if k not in _INVENTORY_COLUMNS)
+        table.add_row(m["action"], m["account"], ids, m["created_at"], ",".join(m["tags"]), m["status"], str(m["job_id"] or ""))
+    out.print(table)
+
+
+_INVENTORY_COLUMNS = {"action", "account", "created_at", "tags", "status", "job_id", "registered_at", "deleted_at"}
+
+
+@retention_app.command("list")
+@_friendly
+def retention_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The configured policies and their most recent runs."""
+    from worker import context, retention
+
+    with _sessions()() as session:
+        policies = retention.policy_summaries(session, context.settings())
+    if as_json:
+        out.print_json(json.dumps(policies))
+        return
+    if not policies:
+        out.print("no retention policies are configured (retention_policies in the settings)")
+        return
+    table = Table(title="retention policies")
+    for column in ("name", "action", "account", "tags", "older than", "every", "max items", "enabled", "last run"):
+        table.add_column(column)
+    for p in policies:
+        last = p["runs"][0] if p["runs"] else None
+        shown = "never" if last is None else f"{last['period']}: " + (
+            f"job {last['job_id']} ({last['item_count']:,} media, {last['job_status']})" if last["job_id"] else "nothing due")
+        table.add_row(p["name"], p["action"], p["account"] or "any", ",".join(p["tags"]) or "-", p["older_than"], p["every"],
+                      str(p["max_items"] or "-"), "yes" if p["enabled"] else "no", shown)
+    out.print(table)
+
+
+@retention_app.command("run")
+@_friendly
+def retention_run(
+    name: Annotated[str, typer.Argument(help="The policy's name.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted; write nothing.")] = False,
+    now: Annotated[Optional[str], typer.Option(help="Run as if it were this time (ISO 8601 with a time zone).")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until the job ends.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Run a policy for the current period now (at most one job per period, as beat does)."""
+    from datetime import datetime
+
+    from models.types import utcnow
+    from worker import context, jobs, retention
+
+    at = utcnow()
+    if now is not None:
+        try:
+            at = datetime.fromisoformat(now)
+        except ValueError:
+            raise MediapurgeError(f"--now: {now!r} is not an ISO 8601 time (e.g. 2026-11-22T06:00:00Z)") from None
+        if at.tzinfo is None:
+            raise MediapurgeError(f"--now: {now!r} has no time zone (add Z for UTC, or an offset like +08:00)")
+    outcome = retention.run_named(context.settings(), _sessions(), name, at, enqueue=jobs.celery_enqueue, dry_run=dry_run)
+    if as_json:
+        out.print_json(json.dumps(outcome.as_dict()))
+    elif dry_run:
+        capped = f" (of {outcome.matched:,} due; max_items caps a run)" if outcome.matched > outcome.item_count else ""
+        out.print(f"dry run of {name}, period {outcome.period}: {outcome.item_count:,} media would be deleted{capped}; nothing was written")
+        for medium in outcome.sample:
+            out.print("  " + json.dumps(medium), markup=False, highlight=False, soft_wrap=True)
+        if outcome.item_count > len(outcome.sample):
+            out.print(f"  ... and {outcome.item_count - len(outcome.sample):,} more")
+    elif not outcome.created:
+        job = f"job {outcome.job_id} ({outcome.item_count:,} media)" if outcome.job_id else "no job (nothing was due)"
+        out.print(f"{name} already ran for period {outcome.period}: {job}")
+    elif outcome.job_id is None:
+        out.print(f"{name}, period {outcome.period}: nothing due, no job submitted")
+    else:
+        out.print(f"{name}, period {outcome.period}: job {outcome.job_id} submitted with {outcome.item_count:,} media")
+    if wait and outcome.job_id is not None and not dry_run:
+        print_summary(follow(outcome.job_id))
+
+
 def main() -> None:
     app()

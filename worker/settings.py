@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from worker.errors import ConfigurationError
+from worker.retention_policy import POLICY_NAME, RetentionPolicy
 
 CONFIG_ENV = "MEDIAPURGE_CONFIG"
 
@@ -215,6 +216,27 @@ class Settings(BaseSettings):
     sweep_grace: Annotated[float, Field(gt=0)] = 60.0
     sweep_queue_threshold: Annotated[int, Field(ge=1)] = 1_000
     worker_concurrency: Annotated[int, Field(ge=1)] = 4
+    # Retention purges, by policy name (worker/retention.py): [retention_policies.<name>] in TOML.
+    retention_policies: dict[str, RetentionPolicy] = Field(default_factory=dict)
+
+    @field_validator("retention_policies")
+    @classmethod
+    def _policy_names(cls, value: dict[str, RetentionPolicy]) -> dict[str, RetentionPolicy]:
+        for name in value:
+            if not POLICY_NAME.match(name):
+                raise ValueError(f"policy name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _policy_accounts(self) -> "Settings":
+        for name, policy in self.retention_policies.items():
+            if policy.account is not None and policy.account not in self.accounts.names(policy.vendor):
+                configured = ", ".join(sorted(self.accounts.names(policy.vendor))) or "none"
+                raise ValueError(
+                    f"retention_policies.{name}.account: no {policy.vendor} account named {policy.account!r} "
+                    f"is configured (configured: {configured})"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -253,5 +275,5 @@ def load_settings(**overrides: Any) -> Settings:
         lines = []
         for err in exc.errors():
             where = ".".join(str(part) for part in err["loc"])
-            lines.append(f"  {where}: {err['msg']}")
+            lines.append(f"  {where}: {err['msg']}" if where else f"  {err['msg']}")
         raise ConfigurationError("invalid settings:\n" + "\n".join(lines)) from None

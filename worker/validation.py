@@ -121,3 +121,14 @@ class ItemValidator:
             return problems
         group_key = values[op.group_field] if op.group_field else ""
         return ValidItem(line, op.action, account, group_key, values[op.id_field])
+
+
+def item_fields(action: str, account: str, group_key: str, media_id: str) -> dict[str, str]:
+    """The submission form of stored ids, the inverse of ``ItemValidator.validate``: the item an
+    inventory row or a report row stands for, ready to submit again."""
+    op = OPERATIONS[action]
+    fields = {"action": action, "account": account}
+    if op.group_field:
+        fields[op.group_field] = group_key
+    fields[op.id_field] = media_id
+    return fields

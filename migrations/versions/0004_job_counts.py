@@ -1,7 +1,7 @@
 """job_counts: items per (job, action, status), kept by PostgreSQL triggers so status never scans items.
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-22
 
 On PostgreSQL, statement-level triggers with transition tables fold every INSERT and UPDATE of items
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004"
-down_revision: Union[str, Sequence[str], None] = "0001"
+down_revision: Union[str, Sequence[str], None] = "0003"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
 

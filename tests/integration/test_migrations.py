@@ -21,7 +21,7 @@ from models import Base, Job, make_engine, make_session_factory
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"jobs", "batches", "items", "vendor_calls", "account_halts", "job_counts"}
+TABLES = {"jobs", "batches", "items", "vendor_calls", "account_halts", "inventory", "inventory_tags", "retention_runs", "job_counts"}
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
