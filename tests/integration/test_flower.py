@@ -11,8 +11,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -86,7 +87,7 @@ def flower(stack: Stack) -> Iterator[FlowerProcess]:
         process.stop()
 
 
-def wait_for(what: str, check, timeout: float = 60.0, poll: float = 0.5):  # noqa: ANN001, ANN201
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, poll: float = 0.5) -> Any:
     """Poll ``check()`` until it returns something truthy; fail naming ``what`` and the last value."""
     deadline = time.monotonic() + timeout
     while True:
@@ -104,7 +105,7 @@ def test_flower_lists_the_jobs_tasks_by_name_with_what_they_were_about(stack: St
     stack.sandbox.seed(seed)
     # Throttled answers make batches come back: their re-sent messages must say the same as the first.
     stack.sandbox.set_faults({"*": {"throttle": 0.2}}, seed=5)
-    worker = stack.add_worker("flower-w", concurrency=3)
+    stack.add_worker("flower-w", concurrency=3)
     auth = httpx.Client(base_url=flower.url, auth=(USER, PASSWORD), timeout=10)
 
     # Flower keeps only what it saw: wait until its event receiver hears the worker's heartbeat.
