@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
+
+from celery import Celery, Task
 
 from worker import context
 from worker.celery_config import celery_config
 
-app = Celery("mediapurge", include=["tasks.jobs", "tasks.retention"])
+
+class MediapurgeTask(Task):
+    """Celery's Task, whose retries keep the argsrepr/kwargsrepr of the message being retried.
+
+    Celery builds a retry's message from the request's arguments and would show Flower their bare repr
+    (``(345,)``) instead of what the first send said about the work (``job=12 batch=345 ...``).
+    """
+
+    def signature_from_request(self, request: Any = None, args: Any = None, kwargs: Any = None, queue: Any = None, **extra_options: Any):
+        request = self.request if request is None else request
+        same_call = (args is None or list(args) == list(request.args or ())) and (kwargs is None or kwargs == (request.kwargs or {}))
+        if same_call:
+            for key in ("argsrepr", "kwargsrepr"):
+                if request.get(key) and key not in extra_options:
+                    extra_options[key] = request.get(key)
+        return super().signature_from_request(request, args, kwargs, queue, **extra_options)
+
+
+app = Celery("mediapurge", include=["tasks.jobs", "tasks.retention"], task_cls=MediapurgeTask)
 
 
 @app.on_configure.connect

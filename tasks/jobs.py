@@ -1,7 +1,8 @@
 """Thin tasks: ids in, plain code called, its decision turned into the next message.
 
 Arguments are ids (and a reserved rate-limit slot time), never media ids or credentials, so messages
-stay tiny and Flower shows nothing secret.
+stay tiny. What Flower shows is each message's argsrepr (worker.refs), which every send below sets:
+``job=12`` for a plan, ``job=12 batch=345 zego.DeleteMedia account=default items=100`` for a batch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from worker import context, planner, sweeper
 from worker.celery_config import QUEUE
 from worker.executor import run_batch
+from worker.refs import BatchRef, batch_refs, plan_argsrepr, slot_kwargsrepr
 from worker.retry import Permit, RunAgain
 
 from tasks.app import app
@@ -35,18 +37,20 @@ def plan_job(job_id: int) -> None:
     with rt.sessions() as session:
         planner.plan_job(session, job_id)
         with app.producer_or_acquire() as producer:
-            for chunk in planner.queued_batch_ids(session, job_id):
-                for batch_id in chunk:
-                    delete_batch.apply_async((batch_id,), producer=producer)
+            for chunk in planner.queued_batches(session, job_id):
+                for ref in chunk:
+                    send_batch(ref, producer=producer)
 
 
 @app.task(name="mediapurge.delete_batch", **INFRASTRUCTURE_RETRY)
 def delete_batch(batch_id: int, permit_slot: float | None = None, permit_epoch: int = 0) -> str:
-    permit = Permit(permit_slot, permit_epoch) if permit_slot is not None else None
-    decision = run_batch(context.runtime(), batch_id, permit)
+    rt = context.runtime()
+    decision = run_batch(rt, batch_id, Permit(permit_slot, permit_epoch) if permit_slot is not None else None)
     if isinstance(decision, RunAgain):
-        kwargs = {"permit_slot": decision.permit.slot, "permit_epoch": decision.permit.epoch} if decision.permit else {}
-        delete_batch.apply_async((batch_id,), kwargs, countdown=decision.delay)
+        with rt.sessions() as session:
+            refs = batch_refs(session, [batch_id])
+        for ref in refs:
+            send_batch(ref, permit=decision.permit, countdown=decision.delay)
     return type(decision).__name__
 
 
@@ -58,14 +62,26 @@ def sweep() -> dict[str, int]:
     policy = sweeper.SweepPolicy(timedelta(seconds=settings.sweep_grace), settings.sweep_queue_threshold)
     with rt.sessions() as session, app.producer_or_acquire() as producer:
         result = sweeper.sweep(
-            session, rt.clock(), policy, queue_length=_queue_length,
-            send_plan=lambda job_id: plan_job.apply_async((job_id,), producer=producer),
-            send_batch=lambda batch_id: delete_batch.apply_async((batch_id,), producer=producer),
+            session, rt.clock(), policy, queue_length=queue_length,
+            send_plan=lambda job_id: send_plan(job_id, producer=producer),
+            send_batch=lambda ref: send_batch(ref, producer=producer),
         )
     return result.__dict__
 
 
-def _queue_length() -> int:
+def send_plan(job_id: int, **options: object) -> None:
+    """Enqueue the planning of a job. ``options`` go to ``apply_async`` (producer, countdown...)."""
+    plan_job.apply_async((job_id,), argsrepr=plan_argsrepr(job_id), **options)
+
+
+def send_batch(ref: BatchRef, permit: Permit | None = None, **options: object) -> None:
+    """Enqueue a batch: every batch message is sent here, so each shows Flower what it is about."""
+    kwargs = {"permit_slot": permit.slot, "permit_epoch": permit.epoch} if permit is not None else {}
+    delete_batch.apply_async((ref.id,), kwargs, argsrepr=ref.argsrepr, kwargsrepr=slot_kwargsrepr(permit), **options)
+
+
+def queue_length() -> int:
+    """Messages waiting in the broker's ``mediapurge`` queue (not counting those a worker holds)."""
     with app.connection_for_read() as connection:
         try:
             return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count

@@ -17,6 +17,8 @@ from models.tables import AccountHalt, Batch, Item, Job, VendorCall
 from worker.outcomes import BatchStatus, CallVerdict, ItemResult, ItemStatus, JobStatus, Outcome
 
 MESSAGE_LENGTH = 1000
+# The verdict label of a call the vendor refused as too fast (retryable, but counted apart).
+THROTTLED = "throttled"
 
 _FINAL = {Outcome.DELETED: ItemStatus.DELETED, Outcome.ALREADY_GONE: ItemStatus.ALREADY_GONE, Outcome.FAILED: ItemStatus.FAILED}
 
@@ -43,11 +45,14 @@ def _clip(text: str | None) -> str | None:
 
 
 def verdict_label(verdict: CallVerdict) -> str:
-    """One word for the call in the audit: split, halt, or the outcomes it gave (e.g. 'deleted+already_gone')."""
+    """One word for the call in the audit: split, halt, throttled, or the outcomes it gave (e.g.
+    'deleted+already_gone'). Throttled calls are told apart from other retryable ones for the metrics."""
     if verdict.split:
         return "split"
     if verdict.halt_account:
         return "halt_account"
+    if verdict.throttled:
+        return THROTTLED
     outcomes = sorted({result.outcome.value for result in verdict.items.values()})
     return "+".join(outcomes)[:32] or "empty"
 

@@ -182,6 +182,23 @@ def migrate() -> None:
 
 @app.command()
 @_friendly
+def metrics(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 9808,
+) -> None:
+    """Serve Prometheus metrics on http://HOST:PORT/metrics, read from the database at each scrape."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import RedisError
+
+    from tasks.jobs import queue_length
+    from worker.metrics import queue_depth_or_none, serve
+
+    depth = queue_depth_or_none(queue_length, (OSError, RedisError, OperationalError))
+    serve(_sessions(), depth, host, port, ready=lambda: out.print(f"metrics on http://{host}:{port}/metrics"))
+
+
+@app.command()
+@_friendly
 def sandbox(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,

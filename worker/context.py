@@ -16,6 +16,7 @@ import redis
 from models.db import make_engine, make_session_factory
 from worker.executor import Runtime
 from worker.ratelimit import RateLimiter
+from worker.refs import batch_refs
 from worker.settings import Settings, load_settings
 
 
@@ -25,9 +26,13 @@ for _name in ("httpx", "httpcore"):
 
 
 def dispatch_batch(batch_id: int) -> None:
-    from tasks.jobs import delete_batch
+    """Enqueue a batch the executor just split off (committed), under its full ref for Flower."""
+    from tasks.jobs import send_batch
 
-    delete_batch.apply_async((batch_id,))
+    with runtime().sessions() as session:
+        refs = batch_refs(session, [batch_id])
+    for ref in refs:
+        send_batch(ref)
 
 
 @lru_cache(maxsize=1)

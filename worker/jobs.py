@@ -33,9 +33,9 @@ def validator_for(settings: Settings) -> ItemValidator:
 
 
 def celery_enqueue(job_id: int) -> None:
-    from tasks.jobs import plan_job
+    from tasks.jobs import send_plan
 
-    plan_job.delay(job_id)
+    send_plan(job_id)
 
 
 def submit(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from models.tables import Batch, Job
 from models.types import utcnow
 from worker.outcomes import BatchStatus, JobStatus
+from worker.refs import BatchRef
 from worker.vendors import OPERATIONS
 
 # Number each item within its (account, group_key) of one action; integer division by the batch size
@@ -75,27 +76,30 @@ def plan_job(session: Session, job_id: int) -> bool:
     return True
 
 
-def queued_batch_ids(session: Session, job_id: int, chunk: int = 10_000) -> Iterator[list[int]]:
-    """Ids of the job's batches waiting for a worker, in chunks, interleaving actions and accounts so
-    every vendor starts at once instead of one vendor's batches queueing ahead of the others'."""
+def queued_batches(session: Session, job_id: int, chunk: int = 10_000) -> Iterator[list[BatchRef]]:
+    """The job's batches waiting for a worker, in chunks, interleaving actions and accounts so every
+    vendor starts at once instead of one vendor's batches queueing ahead of the others'."""
     rows = session.execute(
-        select(Batch.id, Batch.action, Batch.account)
+        select(Batch.id, Batch.action, Batch.account, Batch.item_count)
         .where(Batch.job_id == job_id, Batch.status == BatchStatus.QUEUED.value)
         .order_by(Batch.id)
     ).yield_per(chunk)
-    lanes: dict[tuple[str, str], list[int]] = {}
-    for batch_id, action, account in rows:
-        lanes.setdefault((action, account), []).append(batch_id)
-    # Round-robin over the lanes. Memory: one int per batch, i.e. ~1/10 of the items at worst.
-    out: list[int] = []
-    queues = [iter(ids) for ids in lanes.values()]
-    while queues:
+    # A lane keeps its action and account once, in its key, and bare ids and item counts (small ints,
+    # shared by Python) in two lists; refs are built a chunk at a time. Memory: about one int per batch.
+    lanes: dict[tuple[str, str], tuple[list[int], list[int]]] = {}
+    for batch_id, action, account, item_count in rows:
+        ids, counts = lanes.setdefault((action, account), ([], []))
+        ids.append(batch_id)
+        counts.append(item_count)
+    out: list[BatchRef] = []
+    queues = [(action, account, zip(ids, counts)) for (action, account), (ids, counts) in lanes.items()]
+    while queues:  # round-robin over the lanes
         alive = []
-        for queue in queues:
-            batch_id = next(queue, None)
-            if batch_id is not None:
-                out.append(batch_id)
-                alive.append(queue)
+        for action, account, queue in queues:
+            batch = next(queue, None)
+            if batch is not None:
+                out.append(BatchRef(batch[0], job_id, action, account, batch[1]))
+                alive.append((action, account, queue))
                 if len(out) >= chunk:
                     yield out
                     out = []

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from models.tables import Batch, Job
 from worker.audit import finish_job_if_done
 from worker.outcomes import BatchStatus, JobStatus
+from worker.refs import BATCH_REF_COLUMNS, BatchRef
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def sweep(
     policy: SweepPolicy,
     queue_length: Callable[[], int],
     send_plan: Callable[[int], None],
-    send_batch: Callable[[int], None],
+    send_batch: Callable[[BatchRef], None],
 ) -> SweepResult:
     stale = now - policy.grace
     lost_jobs = session.scalars(
@@ -58,28 +59,28 @@ def sweep(
         send_plan(job_id)
 
     # A lease that expired belongs to a dead worker: the batch goes back to the queue and is re-sent now.
-    expired = session.scalars(
+    expired = [BatchRef(*row) for row in session.execute(
         update(Batch)
         .where(Batch.status == BatchStatus.IN_FLIGHT.value, Batch.lease_expires_at < now)
         .values(status=BatchStatus.QUEUED.value, lease_token=None, lease_expires_at=None, next_attempt_at=now)
-        .returning(Batch.id)
+        .returning(*BATCH_REF_COLUMNS)
         .execution_options(synchronize_session=False)
-    ).all()
+    )]
     session.commit()
-    for batch_id in expired:
-        send_batch(batch_id)
+    for ref in expired:
+        send_batch(ref)
 
-    overdue: list[int] = []
+    overdue: list[BatchRef] = []
     if queue_length() < policy.queue_threshold:
         # Due long ago (next_attempt_at), or never given a due time and created long ago (planned or
         # split off), yet still queued: its message is gone.
-        overdue = session.scalars(
-            select(Batch.id)
+        overdue = [BatchRef(*row) for row in session.execute(
+            select(*BATCH_REF_COLUMNS)
             .join(Job, Job.id == Batch.job_id)
             .where(
                 Job.status == JobStatus.RUNNING.value,
                 Batch.status == BatchStatus.QUEUED.value,
-                Batch.id.notin_(expired) if expired else True,
+                Batch.id.notin_([ref.id for ref in expired]) if expired else True,
                 or_(
                     and_(Batch.next_attempt_at.is_(None), Batch.created_at < stale),
                     Batch.next_attempt_at < stale,
@@ -87,9 +88,9 @@ def sweep(
             )
             .order_by(Batch.id)
             .limit(policy.limit)
-        ).all()
-        for batch_id in overdue:
-            send_batch(batch_id)
+        )]
+        for ref in overdue:
+            send_batch(ref)
 
     closed = 0
     finished_candidates = session.scalars(

@@ -23,6 +23,7 @@ from tests.conftest import _admin_engine
 from worker.celery_config import QUEUE
 from worker.embedded import WorkerProcess, free_port
 from worker.producer import Submitted
+from worker.refs import plan_argsrepr
 from worker.sandbox import Sandbox, SandboxConfig
 from worker.settings import Settings
 
@@ -67,7 +68,7 @@ class Stack:
         from celery import Celery
 
         with Celery(broker=self.settings.broker_url) as producer_app:
-            producer_app.send_task("mediapurge.plan_job", args=[job_id], queue=QUEUE)
+            producer_app.send_task("mediapurge.plan_job", args=[job_id], queue=QUEUE, argsrepr=plan_argsrepr(job_id))
 
     def submit(self, items, **kwargs) -> Submitted:  # noqa: ANN001
         from worker import jobs

@@ -23,13 +23,15 @@ import pytest
 import redis
 from sqlalchemy import MetaData, select
 
+from models.tables import Batch
+from tests.acceptance.conftest import mediapurge_executable
 from tests.integration.conftest import ACCOUNTS, Stack
 from worker.embedded import EmbeddedRedis, WorkerProcess
 from worker.sandbox import generate_media
+from worker.vendors import OPERATIONS
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRETS = [
     ACCOUNTS["aliyun"]["default"]["access_key_secret"],
     ACCOUNTS["zego"]["default"]["server_secret"],
@@ -40,9 +42,13 @@ SECRETS = [
 MARKERS = ["Signature=", "SDK-HMAC-SHA256 Access", "Authorization"]
 DEFAULT_ONLY = {"aliyun": {"default": "LTAItest"}, "zego": {"default": "1234567890"}, "huawei": {"default": "proj01"}}
 COUNTS = {"aliyun.DeleteStream": 40, "aliyun.DeleteMultipartUpload": 6, "zego.DeleteMedia": 150, "huawei.DeleteAssets": 30}
-# Task arguments as Flower shows them (argsrepr / kwargsrepr, and the events' args / kwargs): ids only.
-ARGS = re.compile(r"[(\[](\d+,?)?[)\]]")
-KWARGS = re.compile(r"\{('permit_slot': [0-9.e+-]+)?\}")
+# Task arguments as Flower shows them (argsrepr / kwargsrepr, and the events' args / kwargs): ids, the
+# operation, the account's configured name and an item count; nothing else.
+PLAN_ARGS = re.compile(r"job=(?P<job>\d+)")
+BATCH_ARGS = re.compile(
+    r"job=(?P<job>\d+) batch=(?P<batch>\d+) (?P<action>[a-z]+\.[A-Za-z]+) account=(?P<account>[A-Za-z0-9_-]+) items=(?P<items>\d+)"
+)
+KWARGS = re.compile(r"\{\}|permit_slot=\d+\.\d{3} permit_epoch=\d+")
 TABLES = {"jobs", "batches", "items", "vendor_calls", "account_halts", "alembic_version"}
 
 
@@ -212,7 +218,7 @@ def dump_database(stack: Stack) -> tuple[set[str], str]:
 
 def run_cli(stack: Stack, workdir: Path, *commands: list[str]) -> dict[str, str]:
     """The commands' output (stdout and stderr), run side by side."""
-    executable = str(ROOT / ".venv" / "bin" / "mediapurge")
+    executable = mediapurge_executable()
     running = {
         " ".join(command): subprocess.Popen(
             [executable, *command], env=stack.env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -237,6 +243,24 @@ def leaks(sources: dict[str, str], needles: set[str]) -> list[str]:
             if at >= 0:
                 found.append(f"{needle!r} in {name}: ...{text[max(0, at - 120):at + 120]!r}...")
     return found
+
+
+def check_reprs(task: str, argsrepr: str, kwargsrepr: str, job_id: int, batches: dict[int, Batch], args: list | None = None) -> None:
+    """The reprs of a task message match the new contract, and what they say matches the database."""
+    assert KWARGS.fullmatch(kwargsrepr), (task, kwargsrepr)
+    if task == "mediapurge.plan_job":
+        plan = PLAN_ARGS.fullmatch(argsrepr)
+        assert plan and int(plan["job"]) == job_id and args in (None, [job_id]), (argsrepr, args)
+        return
+    assert task == "mediapurge.delete_batch", task
+    shown = BATCH_ARGS.fullmatch(argsrepr)
+    assert shown, argsrepr
+    batch = batches[int(shown["batch"])]
+    assert args in (None, [batch.id]), (argsrepr, args)
+    assert (int(shown["job"]), shown["action"], shown["account"]) == (job_id, batch.action, batch.account), argsrepr
+    # The count when it was sent: a batch split later holds fewer items now.
+    assert batch.item_count <= int(shown["items"]) <= OPERATIONS[batch.action].max_batch, (argsrepr, batch.item_count)
+    assert shown["account"] in ACCOUNTS[batch.action.split(".")[0]], argsrepr
 
 
 def test_no_secret_signature_or_authorization_reaches_any_store_log_or_output(stack: Stack, tmp_path: Path) -> None:
@@ -284,18 +308,21 @@ def test_no_secret_signature_or_authorization_reaches_any_store_log_or_output(st
     logs = {f"log of {w.log_path.name}": w.log_path.read_text(encoding="utf-8", errors="replace") for w in stack.workers}
     assert "DEBUG/" in logs["log of secrets-debug.log"]  # the level really took
 
-    # What Flower shows of a task: its name and the reprs of its arguments, only ids.
+    # What Flower shows of a task: its name and the reprs of its arguments, naming the work and no secret.
     messages = list(broker.messages.values())
     names = {m["headers"]["task"] for m in messages}
-    assert {"mediapurge.plan_job", "mediapurge.delete_batch"} <= names, names
+    assert names == {"mediapurge.plan_job", "mediapurge.delete_batch"}, names
+    with stack.sessions() as session:
+        batches = {b.id: b for b in session.query(Batch).filter(Batch.job_id == submitted.job_id)}
     for message in messages:
         headers, (args, kwargs, _) = message["headers"], message["decoded_body"]
-        assert ARGS.fullmatch(headers["argsrepr"]) and KWARGS.fullmatch(headers["kwargsrepr"]), headers
-        assert all(isinstance(a, int) for a in args) and set(kwargs) <= {"permit_slot"}, message["decoded_body"]
+        assert all(isinstance(a, int) for a in args) and set(kwargs) <= {"permit_slot", "permit_epoch"}, message["decoded_body"]
+        check_reprs(headers["task"], headers["argsrepr"], headers["kwargsrepr"], submitted.job_id, batches, args)
     sent_events = [e for e in broker.task_events if e["type"] == "task-sent"]
     assert sent_events, "no task event was published"
     for event in broker.task_events:
-        assert ARGS.fullmatch(event.get("args", "()")) and KWARGS.fullmatch(event.get("kwargs", "{}")), event
+        if "args" in event or "kwargs" in event:
+            check_reprs(event["name"], event["args"], event["kwargs"], submitted.job_id, batches)
 
     sources = {
         "the database": database, **{f"broker dump {i}": text for i, text in enumerate(broker.texts)},

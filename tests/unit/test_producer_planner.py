@@ -7,9 +7,10 @@ from sqlalchemy import func, select
 
 from models import Batch, Item, Job
 from worker.errors import EnqueueFailed, SubmissionRejected
-from worker.planner import plan_job, queued_batch_ids
+from worker.planner import plan_job, queued_batches
 from worker.producer import submit_job
 from worker.readers import read_jsonl
+from worker.refs import batch_refs
 from worker.validation import ItemValidator
 
 ACCOUNTS = {"aliyun": {"default"}, "zego": {"default", "second"}, "huawei": {"default"}}
@@ -125,8 +126,12 @@ def test_planner_batches_by_vendor_rules(sessions):
         assert per_batch == dict(s.execute(select(Batch.id, Batch.item_count)).all())
         job = s.get(Job, result.job_id)
         assert job.status == "running" and job.batch_count == 14
-        order = [bid for chunk in queued_batch_ids(s, result.job_id) for bid in chunk]
+        refs = [ref for chunk in queued_batches(s, result.job_id) for ref in chunk]
+        order = [ref.id for ref in refs]
         actions = dict(s.execute(select(Batch.id, Batch.action)).all())
+        # Each ref names its batch as the database holds it: what Flower will show.
+        assert sorted(refs, key=lambda ref: ref.id) == batch_refs(s, order)
+        assert all(ref.job_id == result.job_id for ref in refs)
         assert sorted(order) == sorted(actions)
         # Interleaved: the first four batches handed out cover all four operations.
         assert {actions[bid] for bid in order[:4]} == {

@@ -10,6 +10,7 @@ from models import Batch, Job
 from models.types import utcnow
 from worker.planner import plan_job
 from worker.producer import submit_job
+from worker.refs import BatchRef, batch_refs
 from worker.sweeper import SweepPolicy, sweep
 from worker.validation import ItemValidator
 
@@ -60,7 +61,9 @@ def test_lost_batch_messages_are_resent_only_when_the_queue_is_short(sessions):
     assert busy == []  # a long queue: the messages may well be in it
     _, _, resent = run(sessions, utcnow(), queue_length=0)
     with sessions() as s:
-        assert resent == s.scalars(select(Batch.id).where(Batch.job_id == job_id).order_by(Batch.id)).all()
+        ids = s.scalars(select(Batch.id).where(Batch.job_id == job_id).order_by(Batch.id)).all()
+        # Sent with their full refs (what Flower shows), as the database holds them.
+        assert resent == batch_refs(s, ids) and [ref.item_count for ref in resent] == [10, 10, 5]
 
 
 def test_a_batch_waiting_for_its_retry_time_is_not_lost(sessions):
@@ -80,7 +83,7 @@ def test_an_expired_lease_is_taken_back_at_once(sessions):
         s.execute(update(Batch).where(Batch.id == first).values(status="in_flight", lease_token="t", lease_expires_at=utcnow() - timedelta(seconds=1)))
         s.commit()
     result, _, batches = run(sessions, utcnow(), queue_length=500)
-    assert result.expired_leases == 1 and batches == [first]
+    assert result.expired_leases == 1 and batches == [BatchRef(first, job_id, "huawei.DeleteAssets", "default", 10)]
     with sessions() as s:
         batch = s.get(Batch, first)
         assert (batch.status, batch.lease_token) == ("queued", None)

@@ -53,7 +53,7 @@ def audit_figures(stack: BenchStack, job_id: int) -> dict[str, Any]:
         job_id=job_id,
     )
     [(calls, retried)] = stack.query(
-        "SELECT count(*), count(*) FILTER (WHERE verdict LIKE '%retryable%') FROM vendor_calls WHERE job_id = :job_id",
+        "SELECT count(*), count(*) FILTER (WHERE verdict LIKE '%retryable%' OR verdict = 'throttled') FROM vendor_calls WHERE job_id = :job_id",
         job_id=job_id,
     )
     [(items, duration)] = stack.query(
