@@ -12,10 +12,10 @@ from kombu.exceptions import ChannelError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import context, planner, sweeper
+from worker import callbacks, context, planner, sweeper
 from worker.celery_config import QUEUE
 from worker.executor import run_batch
-from worker.retry import RunAgain
+from worker.retry import Finished, RunAgain
 
 from tasks.app import app
 
@@ -46,6 +46,19 @@ def delete_batch(batch_id: int, permit_slot: float | None = None) -> str:
     if isinstance(decision, RunAgain):
         kwargs = {"permit_slot": decision.permit_slot} if decision.permit_slot is not None else {}
         delete_batch.apply_async((batch_id,), kwargs, countdown=decision.delay)
+    elif isinstance(decision, Finished) and decision.job_ended is not None:
+        notify_job.apply_async((decision.job_id,))
+    return type(decision).__name__
+
+
+@app.task(name="mediapurge.notify_job", **INFRASTRUCTURE_RETRY)
+def notify_job(job_id: int) -> str:
+    """POST the ended job's signed summary to its callback URL; a failed delivery comes back later."""
+    rt = context.runtime()
+    with rt.sessions() as session:
+        decision = callbacks.deliver(session, rt.http, rt.settings.callbacks, job_id, now=rt.clock(), rand=rt.rand)
+    if isinstance(decision, callbacks.RetryLater):
+        notify_job.apply_async((job_id,), countdown=decision.delay)
     return type(decision).__name__
 
 
@@ -60,6 +73,7 @@ def sweep() -> dict[str, int]:
             session, rt.clock(), policy, queue_length=_queue_length,
             send_plan=lambda job_id: plan_job.apply_async((job_id,), producer=producer),
             send_batch=lambda batch_id: delete_batch.apply_async((batch_id,), producer=producer),
+            send_callback=lambda job_id: notify_job.apply_async((job_id,), producer=producer),
         )
     return result.__dict__
 

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from models import Batch, Item, Job, VendorCall
 from worker.executor import Runtime, run_batch
+from worker.outcomes import JobStatus
 from worker.planner import plan_job
 from worker.producer import submit_job
 from worker.ratelimit import Reservation
@@ -94,12 +95,14 @@ def test_unnamed_culprit_is_found_by_splitting_and_the_rest_deleted(env):
     rt, handlers, calls = env
     job_id, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteStream", "VideoId": "v", "JobId": f"j{i:02}"} for i in range(20)])
     handlers.append(stream_answer({"j13"}))
-    assert run_batch(rt, batch_id) == Finished()
-    # Each split hands its second half over as a new batch, which is run in turn.
-    ran = [batch_id]
+    assert run_batch(rt, batch_id) == Finished(job_id, None)  # its split-off halves are still open
+    # Each split hands its second half over as a new batch, which is run in turn; the last one closes the job.
+    ran, decisions = [batch_id], []
     while rt.dispatch.__self__:
         ran.append(rt.dispatch.__self__.pop(0))
-        assert run_batch(rt, ran[-1]) == Finished()
+        decisions.append(run_batch(rt, ran[-1]))
+    assert decisions[:-1] == [Finished(job_id, None)] * (len(decisions) - 1)
+    assert decisions[-1] == Finished(job_id, JobStatus.COMPLETED)
     assert len(ran) == len(set(ran)) > 1
     with rt.sessions() as s:
         assert sorted(s.scalars(select(Batch.item_count).where(Batch.job_id == job_id))) == sorted(
@@ -132,7 +135,7 @@ def test_retryable_answer_reschedules_then_completes(env):
         s.commit()
     handlers[0] = lambda r: httpx.Response(200, json={"delete_result_array": [
         {"asset_id": a, "status": "DELETED"} for a in parse_qs(urlsplit(str(r.url)).query)["asset_id"]]})
-    assert run_batch(rt, batch_id) == Finished()
+    assert run_batch(rt, batch_id) == Finished(job_id, JobStatus.COMPLETED)
     items = items_by_media(rt, job_id)
     assert {i.status for i in items.values()} == {"deleted"} and {i.attempts for i in items.values()} == {2}
     assert job_status(rt, job_id) == "completed"
@@ -159,7 +162,7 @@ def test_auth_refusal_halts_the_account_for_the_job(env):
     rt, handlers, calls = env
     job_id, batch_ids = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": f"a{i}"} for i in range(25)])
     handlers.append(lambda r: httpx.Response(401, json={"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication information", "request_id": "r"}))
-    assert [run_batch(rt, b) for b in batch_ids] == [Finished()] * 3
+    assert [run_batch(rt, b) for b in batch_ids] == [Finished(job_id)] * 2 + [Finished(job_id, JobStatus.COMPLETED_WITH_FAILURES)]
     assert len(calls) == 1  # the other batches failed without calling
     items = items_by_media(rt, job_id).values()
     assert {i.status for i in items} == {"failed"}
@@ -169,7 +172,7 @@ def test_auth_refusal_halts_the_account_for_the_job(env):
 
 def test_a_claimed_batch_is_not_run_twice(env):
     rt, handlers, calls = env
-    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    job_id, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
 
     def reenter(request):
         # While the vendor call is in flight, a second delivery of the same batch arrives.
@@ -177,7 +180,7 @@ def test_a_claimed_batch_is_not_run_twice(env):
         return httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]})
 
     handlers.append(reenter)
-    assert run_batch(rt, batch_id) == Finished()
+    assert run_batch(rt, batch_id) == Finished(job_id, JobStatus.COMPLETED)
     assert isinstance(run_batch(rt, batch_id), Skipped) and len(calls) == 1
 
 
