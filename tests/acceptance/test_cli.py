@@ -38,7 +38,7 @@ from worker.sandbox import generate_media
 
 CSV_HEADER = ["action", "account", "VideoId", "JobId", "MediaId", "MediaType", "Vendor", "FileId", "asset_id"]
 ID_FIELD = {"aliyun.DeleteStream": "JobId", "aliyun.DeleteMultipartUpload": "MediaId", "zego.DeleteMedia": "FileId", "huawei.DeleteAssets": "asset_id"}
-STATUSES = ("pending", "deleted", "already_gone", "failed")
+STATUSES = ("pending", "deleted", "already_gone", "failed", "cancelled")
 
 
 # Helpers
