@@ -213,6 +213,8 @@ class CallbackSettings(BaseModel):
         from_file = _read_secret_file(self.signing_secret_file)
         if from_file is not None:
             self.signing_secret = from_file
+        if self.signing_secret is not None and not self.signing_secret.get_secret_value():
+            self.signing_secret = None  # an empty secret file: callbacks are off, and submissions say so
         return self
 
 
