@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from worker.api.streaming import BodyIncomplete
 from worker.errors import EnqueueFailed, JobNotFound, JobStateConflict, PayloadTooLarge, SubmissionRejected
 
 log = logging.getLogger("mediapurge.api")
@@ -89,6 +90,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(request: Request, exc: PayloadTooLarge) -> JSONResponse:
         return error_response(413, "payload_too_large", str(exc))
+
+    @app.exception_handler(BodyIncomplete)
+    async def _incomplete(request: Request, exc: BodyIncomplete) -> JSONResponse:
+        return error_response(400, "body_incomplete", str(exc))
 
     @app.exception_handler(EnqueueFailed)
     async def _enqueue_failed(request: Request, exc: EnqueueFailed) -> JSONResponse:
