@@ -3,9 +3,9 @@ inventory and the retention runs made over it."""
 
 from models.db import make_engine, make_session_factory
 from models.inventory import InventoryMedia, InventoryTag, RetentionRun
-from models.tables import AccountHalt, Base, Batch, Item, Job, JobCount, VendorCall
+from models.tables import AccountHalt, Base, Batch, Item, Job, JobCount, RetriedFailure, VendorCall
 
 __all__ = [
     "AccountHalt", "Base", "Batch", "InventoryMedia", "InventoryTag", "Item", "Job", "JobCount", "RetentionRun",
-    "VendorCall", "make_engine", "make_session_factory",
+    "RetriedFailure", "VendorCall", "make_engine", "make_session_factory",
 ]

@@ -19,6 +19,7 @@ NAMING = {
 }
 
 ID_LENGTH = 256  # longest id accepted in a submission (worker.submission enforces it with a message)
+CALLBACK_URL_LENGTH = 2000
 
 
 class Base(DeclarativeBase):
@@ -40,6 +41,15 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by a cancel request: batches not yet sent are cancelled, a batch being sent stops before its
+    # next vendor call (worker/control.py, worker/executor.py).
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Where a signed POST goes when the job ends, and how its delivery went (worker/callbacks.py).
+    callback_url: Mapped[str | None] = mapped_column(String(CALLBACK_URL_LENGTH))
+    callback_state: Mapped[str | None] = mapped_column(String(16))
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    callback_last_error: Mapped[str | None] = mapped_column(Text)
+    callback_delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Batch(Base):
@@ -99,6 +109,8 @@ class Item(Base):
     status: Mapped[str] = mapped_column(String(16))
     batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # How many times retry-failed put this item back to pending; each earlier failure is a RetriedFailure.
+    retries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     vendor_code: Mapped[str | None] = mapped_column(String(128))
     vendor_message: Mapped[str | None] = mapped_column(Text)
     request_id: Mapped[str | None] = mapped_column(String(128))
@@ -156,3 +168,29 @@ class AccountHalt(Base):
     vendor_code: Mapped[str | None] = mapped_column(String(128))
     vendor_message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RetriedFailure(Base):
+    """An item's failure as it stood when retry-failed put the item back to pending.
+
+    The item row then starts a new round (pending, attempts 0, no vendor code); this row keeps the
+    earlier round's audit: its attempts, the vendor's last word and request id, and the batch whose
+    vendor_calls show every call made for it.
+    """
+
+    __tablename__ = "retried_failures"
+    __table_args__ = (Index(None, "job_id"), Index(None, "item_id"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer)  # 1 for the failure before the first retry
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("batches.id", ondelete="SET NULL"))
+    attempts: Mapped[int] = mapped_column(Integer)
+    vendor_code: Mapped[str | None] = mapped_column(String(128))
+    vendor_message: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    first_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retried_at: Mapped[datetime] = mapped_column(UTCDateTime)

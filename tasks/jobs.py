@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from kombu.exceptions import ChannelError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from worker import context, planner, sweeper
-from worker.celery_config import QUEUE
+from worker import callbacks, context, planner, sweeper
+from worker.celery_config import waiting_messages
 from worker.executor import run_batch
 from worker.refs import BatchRef, batch_refs, plan_argsrepr, slot_kwargsrepr
-from worker.retry import Permit, RunAgain
+from worker.retry import Finished, Permit, RunAgain
 
 from tasks.app import app
 
@@ -51,6 +50,19 @@ def delete_batch(batch_id: int, permit_slot: float | None = None, permit_epoch: 
             refs = batch_refs(session, [batch_id])
         for ref in refs:
             send_batch(ref, permit=decision.permit, countdown=decision.delay)
+    elif isinstance(decision, Finished) and decision.job_ended is not None:
+        notify_job.apply_async((decision.job_id,), argsrepr=plan_argsrepr(decision.job_id))
+    return type(decision).__name__
+
+
+@app.task(name="mediapurge.notify_job", **INFRASTRUCTURE_RETRY)
+def notify_job(job_id: int) -> str:
+    """POST the ended job's signed summary to its callback URL; a failed delivery comes back later."""
+    rt = context.runtime()
+    with rt.sessions() as session:
+        decision = callbacks.deliver(session, rt.http, rt.settings.callbacks, job_id, now=rt.clock(), rand=rt.rand)
+    if isinstance(decision, callbacks.RetryLater):
+        notify_job.apply_async((job_id,), countdown=decision.delay, argsrepr=plan_argsrepr(job_id))
     return type(decision).__name__
 
 
@@ -65,6 +77,7 @@ def sweep() -> dict[str, int]:
             session, rt.clock(), policy, queue_length=queue_length,
             send_plan=lambda job_id: send_plan(job_id, producer=producer),
             send_batch=lambda ref: send_batch(ref, producer=producer),
+            send_callback=lambda job_id: notify_job.apply_async((job_id,), producer=producer, argsrepr=plan_argsrepr(job_id)),
         )
     return result.__dict__
 
@@ -82,8 +95,4 @@ def send_batch(ref: BatchRef, permit: Permit | None = None, **options: object) -
 
 def queue_length() -> int:
     """Messages waiting in the broker's ``mediapurge`` queue (not counting those a worker holds)."""
-    with app.connection_for_read() as connection:
-        try:
-            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count
-        except ChannelError:
-            return 0  # no such queue: a broker that restarted empty, before any worker declared it again
+    return waiting_messages(app)

@@ -131,6 +131,25 @@ def fail_items(session: Session, item_ids: Sequence[int], code: str, message: st
     session.commit()
 
 
+CANCELLED_CODE = "Cancelled"
+CANCELLED_MESSAGE = "not sent: the job was cancelled"
+
+
+def cancel_items(session: Session, item_ids: Sequence[int], now: datetime) -> None:
+    """Items of a cancelled job that were never sent in this round: they end ``cancelled``."""
+    session.execute(
+        update(Item)
+        .where(Item.id.in_(item_ids), Item.status == ItemStatus.PENDING.value)
+        .values(status=ItemStatus.CANCELLED.value, vendor_code=CANCELLED_CODE, vendor_message=CANCELLED_MESSAGE, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def cancel_requested(session: Session, job_id: int) -> bool:
+    return session.scalar(select(Job.cancel_requested_at.is_not(None)).where(Job.id == job_id)) or False
+
+
 def pending_items(session: Session, batch_id: int) -> list[PendingItem]:
     rows = session.execute(
         select(Item.id, Item.media_id, Item.attempts)
@@ -151,16 +170,21 @@ def account_halt(session: Session, job_id: int, vendor: str, account: str) -> Ac
 
 
 def finish_job_if_done(session: Session, job_id: int, now: datetime) -> JobStatus | None:
-    """Mark the job completed when no batch is left undone. Safe to call any number of times, from any
-    worker: whichever batch commits last sees zero and closes the job."""
+    """Close the job when no batch is left undone: ``cancelled`` if a cancel was requested, else
+    ``completed`` or ``completed_with_failures``. Safe to call any number of times, from any worker:
+    whichever batch commits last sees zero and closes the job. Returns the status it set, or None when
+    the job is still open or someone else closed it (so exactly one caller learns that the job ended)."""
     # EXISTS, not COUNT: called at the end of every batch, it must not scan a big job's open batches.
     open_batches = session.scalar(
         select(exists().where(Batch.job_id == job_id, Batch.status != BatchStatus.DONE.value))
     )
     if open_batches:
         return None
-    failed = session.scalar(select(exists().where(Item.job_id == job_id, Item.status == ItemStatus.FAILED.value)))
-    status = JobStatus.COMPLETED_WITH_FAILURES if failed else JobStatus.COMPLETED
+    if cancel_requested(session, job_id):
+        status = JobStatus.CANCELLED
+    else:
+        failed = session.scalar(select(exists().where(Item.job_id == job_id, Item.status == ItemStatus.FAILED.value)))
+        status = JobStatus.COMPLETED_WITH_FAILURES if failed else JobStatus.COMPLETED
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.RUNNING.value)

@@ -49,3 +49,15 @@ def retention_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         for name, policy in sorted(settings.retention_policies.items())
         if policy.enabled
     }
+
+
+def waiting_messages(app: Any) -> int:
+    """Messages waiting in the broker's ``mediapurge`` queue of a Celery ``app`` (not counting those a
+    worker holds)."""
+    from kombu.exceptions import ChannelError
+
+    with app.connection_for_read() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=QUEUE, passive=True).message_count
+        except ChannelError:
+            return 0  # no such queue: a broker that restarted empty, before any worker declared it again

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.errors import MediapurgeError, SubmissionRejected
+from worker.outcomes import ItemStatus
 from worker.settings import CONFIG_ENV
 
 # Typer's pretty tracebacks print local variables, which may hold secrets: never show them.
@@ -167,6 +168,144 @@ def report(
                 raise
             tmp.replace(output)
             err.print(f"{rows:,} rows written to {output}")
+
+
+def _dispatcher():  # noqa: ANN202
+    from worker import context
+    from worker.dispatch import Dispatcher
+
+    return Dispatcher(context.settings())
+
+
+def _send_quietly(send, job_id: int, what: str) -> None:  # noqa: ANN001
+    """The database holds the change already; if the broker is down, the sweeper sends it later."""
+    try:
+        send(job_id)
+    except Exception as exc:  # noqa: BLE001
+        err.print(f"warning: could not enqueue {what} ({type(exc).__name__}); the sweeper will send it", markup=False)
+
+
+@app.command()
+@_friendly
+def cancel(job_id: Annotated[int, typer.Argument(help="The job's id.")]) -> None:
+    """Cancel a job: items not sent yet are cancelled, items already sent keep their status."""
+    from models.types import utcnow
+    from worker import control
+
+    with _sessions()() as session:
+        result = control.cancel_job(session, job_id, utcnow())
+    if result.ended:
+        _send_quietly(_dispatcher().notify_job, job_id, "the job's callback")
+    if result.already_requested:
+        out.print(f"job {job_id} was already cancelled ({result.status.value}); nothing changed")
+    elif result.ended:
+        out.print(f"job {job_id} cancelled: {result.cancelled_items:,} items cancelled; items already sent keep their status")
+    else:
+        out.print(
+            f"job {job_id} cancelling: {result.cancelled_items:,} items cancelled; {result.in_flight_batches:,} batch(es) "
+            "being sent stop before their next vendor call, then the job ends cancelled"
+        )
+
+
+@app.command("retry-failed")
+@_friendly
+def retry_failed(
+    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    wait: Annotated[bool, typer.Option("--wait", help="Show progress until the job ends again.")] = False,
+) -> None:
+    """Send an ended job's failed items again, in new batches (their earlier failure stays in the audit)."""
+    from models.types import utcnow
+    from worker import control
+
+    with _sessions()() as session:
+        result = control.retry_failed(session, job_id, utcnow())
+    if not result.requeued_items:
+        out.print(f"job {job_id} has no failed items; nothing to retry (it is {result.status.value})")
+        return
+    _send_quietly(_dispatcher().plan_job, job_id, "the job's plan")
+    out.print(f"job {job_id}: {result.requeued_items:,} failed items queued again")
+    if wait:
+        print_summary(follow(job_id))
+
+
+@app.command()
+@_friendly
+def items(
+    job_id: Annotated[int, typer.Argument(help="The job's id.")],
+    status: Annotated[Optional[ItemStatus], typer.Option(help="Only items in this status.")] = None,
+    limit: Annotated[int, typer.Option(help="Items per page (1 to 1000).", min=1, max=1000)] = 50,
+    after: Annotated[Optional[int], typer.Option(help="Start after this item id (the previous page's next id).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {items, next_after}.")] = False,
+) -> None:
+    """A job's items, a page at a time, in id order."""
+    from worker import control
+    from worker.jobs import ID_COLUMNS
+
+    with _sessions()() as session:
+        page = control.list_items(session, job_id, status=status, limit=limit, after=after)
+    if as_json:
+        out.print_json(json.dumps({"items": page.items, "next_after": page.next_after}))
+        return
+    table = Table(title=f"job {job_id} items" + (f" ({status.value})" if status else ""))
+    for column in ("id", "line", "action", "ids", "status", "attempts", "vendor code", "vendor message"):
+        table.add_column(column, overflow="fold")
+    for row in page.items:
+        ids = " ".join(f"{name}={row[name]}" for name in ID_COLUMNS if name in row)
+        table.add_row(
+            str(row["id"]), str(row["line"]), row["action"], ids, row["status"], str(row["attempts"]),
+            row["vendor_code"] or "", (row["vendor_message"] or "")[:80],
+        )
+    out.print(table)
+    if page.next_after is not None:
+        err.print(f"more: mediapurge items {job_id}{f' --status {status.value}' if status else ''} --after {page.next_after}")
+
+
+api_app = typer.Typer(help="The producer HTTP API.", no_args_is_help=False)
+app.add_typer(api_app, name="api")
+
+
+@api_app.callback(invoke_without_command=True)
+@_friendly
+def api(
+    ctx: typer.Context,
+    host: Annotated[Optional[str], typer.Option(help="Address to listen on (default: api.host, 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port to listen on (default: api.port, 8000).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the HTTP API with uvicorn (OpenAPI at /openapi.json, docs at /docs)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from worker import context
+    from worker.api import create_app
+
+    settings = context.settings()
+    application = create_app(settings)
+    uvicorn.run(
+        application, host=host or settings.api.host, port=settings.api.port if port is None else port,
+        log_level=log_level, server_header=False,
+    )
+
+
+@api_app.command("hash-token")
+@_friendly
+def hash_token() -> None:
+    """Read a bearer token from standard input and print the hash to put in api.token_hashes."""
+    import getpass
+
+    from worker.api.auth import hash_token as hashed
+
+    token = getpass.getpass("token: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\r\n")
+    if not token:
+        raise MediapurgeError("no token on standard input (e.g. `printf %s \"$TOKEN\" | mediapurge api hash-token`)")
+    if len(token) < 16:
+        raise MediapurgeError(
+            "the token is shorter than 16 characters; use a random one, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    out.print(hashed(token), markup=False, highlight=False)
+    err.print("add it to api.token_hashes (e.g. MEDIAPURGE_API__TOKEN_HASHES='[\"sha256:...\"]')", markup=False, highlight=False)
 
 
 @app.command()

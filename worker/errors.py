@@ -37,6 +37,14 @@ class JobNotFound(MediapurgeError):
     """No such job."""
 
 
+class JobStateConflict(MediapurgeError):
+    """The job is not in a state that allows this (e.g. cancelling a job that already ended)."""
+
+
+class PayloadTooLarge(MediapurgeError):
+    """The submission is larger than the server accepts; nothing was written."""
+
+
 class Problem:
     """One reason a submission line was refused: where, which field, why."""
 

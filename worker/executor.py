@@ -97,6 +97,9 @@ def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit: Per
     limits = call_limits(settings, op, account)
     work = _chunks(pending, op.max_batch)
     while work:
+        if audit.cancel_requested(session, batch.job_id):  # the job was cancelled while this batch ran
+            audit.cancel_items(session, [item.id for part in work for item in part], rt.clock())
+            break
         chunk = work.popleft()
         waited = _acquire(rt, limits, permit)
         permit = None
@@ -140,8 +143,7 @@ def _account_or_refusal(session: Session, settings: Settings, batch: Batch, op: 
 def _finish(session: Session, rt: Runtime, lease: leases.Lease, job_id: int) -> Finished:
     now = rt.clock()
     leases.finish(session, lease, now)
-    audit.finish_job_if_done(session, job_id, now)
-    return Finished()
+    return Finished(job_id, audit.finish_job_if_done(session, job_id, now))
 
 
 def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Permit | RunAgain:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -16,7 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.tables import Item, Job, JobCount, VendorCall
 from models.types import utcnow
-from worker.errors import JobNotFound
+from worker.callbacks import callback_url_problem
+from worker.errors import JobNotFound, Problem, SubmissionRejected
 from worker.outcomes import ItemStatus, JobStatus
 from worker.producer import Submitted, submit_job
 from worker.readers import detect_format, read_items
@@ -46,19 +48,34 @@ def submit(
     idempotency_key: str | None = None,
     fmt: str | None = None,
     enqueue: Callable[[int], None] = celery_enqueue,
+    callback_url: str | None = None,
+    source: str | None = None,
 ) -> Submitted:
-    """Submit a job from a list of item dicts or from a JSON Lines / CSV file.
+    """Submit a job from a list of item dicts (or reader rows) or from a JSON Lines / CSV file.
 
     Raises SubmissionRejected (listing every problem by line and field) and writes nothing if any item
-    is bad. The same ``idempotency_key`` returns the existing job.
+    is bad. The same ``idempotency_key`` returns the existing job. ``callback_url`` receives a signed
+    POST when the job ends (worker/callbacks.py).
     """
     validator = validator_for(settings)
+    if callback_url is not None:
+        check_callback_url(settings, callback_url)
+    options = dict(idempotency_key=idempotency_key, callback_url=callback_url)
     if isinstance(items, (str, Path)):
         path = Path(items)
         with path.open("rb") as stream:
             rows = read_items(stream, fmt or detect_format(path), all_fields())
-            return submit_job(sessions, rows, validator, enqueue, idempotency_key=idempotency_key, source=str(path)[-500:])
-    return submit_job(sessions, items, validator, enqueue, idempotency_key=idempotency_key, source="python")
+            return submit_job(sessions, rows, validator, enqueue, source=source or str(path)[-500:], **options)
+    return submit_job(sessions, items, validator, enqueue, source=source or "python", **options)
+
+
+def check_callback_url(settings: Settings, url: str) -> None:
+    """Refuse (SubmissionRejected, field ``callback_url``) a URL that cannot receive signed callbacks."""
+    reason = callback_url_problem(url)
+    if reason is None and settings.callbacks.signing_secret is None:
+        reason = "this server cannot sign callbacks: callbacks.signing_secret (or signing_secret_file) is not set"
+    if reason is not None:
+        raise SubmissionRejected([Problem(0, "callback_url", reason)])
 
 
 @dataclass
@@ -163,38 +180,66 @@ AUDIT_COLUMNS = [
 REPORT_COLUMNS = ["line", "action", "account", *ID_COLUMNS, *AUDIT_COLUMNS]
 
 
+def item_row(item: Item) -> dict[str, Any]:
+    """One item as the report shows it: its fields named as in a submission, then its audit."""
+    op = OPERATIONS[item.action]
+    row: dict[str, Any] = {"line": item.line, "action": item.action, "account": item.account}
+    if op.group_field:
+        row[op.group_field] = item.group_key
+    row[op.id_field] = item.media_id
+    for name in AUDIT_COLUMNS:
+        value = getattr(item, name)
+        row[name] = value.isoformat() if isinstance(value, datetime) else value
+    return row
+
+
 def report_rows(session: Session, job_id: int, chunk: int = 5_000) -> Iterator[dict[str, Any]]:
     rows = session.scalars(select(Item).where(Item.job_id == job_id).order_by(Item.line, Item.id)).yield_per(chunk)
     for item in rows:
-        op = OPERATIONS[item.action]
-        row: dict[str, Any] = {"line": item.line, "action": item.action, "account": item.account}
-        if op.group_field:
-            row[op.group_field] = item.group_key
-        row[op.id_field] = item.media_id
-        for name in AUDIT_COLUMNS:
-            value = getattr(item, name)
-            row[name] = value.isoformat() if isinstance(value, datetime) else value
-        yield row
+        yield item_row(item)
         session.expunge(item)
+
+
+REPORT_FORMATS = ("csv", "json")
+
+
+def report_chunks(session: Session, job_id: int, fmt: str, rows_per_chunk: int = 500) -> Iterator[str]:
+    """The completion report as CSV or a JSON array, in pieces of ``rows_per_chunk`` rows (for streaming).
+    Raises JobNotFound or ValueError before the first piece."""
+    if fmt not in REPORT_FORMATS:
+        raise ValueError(f"unknown report format {fmt!r} (csv or json)")
+    if session.get(Job, job_id) is None:
+        raise JobNotFound(f"no job {job_id}")
+    return _report_chunks(session, job_id, fmt, rows_per_chunk)
+
+
+def _report_chunks(session: Session, job_id: int, fmt: str, rows_per_chunk: int) -> Iterator[str]:
+    buffer = io.StringIO()
+    count = 0
+    if fmt == "csv":
+        writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+    else:
+        buffer.write("[")
+    for row in report_rows(session, job_id):
+        if fmt == "csv":
+            writer.writerow(row)
+        else:
+            buffer.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
+        count += 1
+        if count % rows_per_chunk == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    if fmt == "json":
+        buffer.write("\n]\n" if count else "]\n")
+    yield buffer.getvalue()
 
 
 def write_report(session: Session, job_id: int, out: IO[str], fmt: str) -> int:
     """Write the completion report as CSV or a JSON array; returns the number of rows. Streams."""
-    if fmt not in ("csv", "json"):
-        raise ValueError(f"unknown report format {fmt!r} (csv or json)")
-    if session.get(Job, job_id) is None:
-        raise JobNotFound(f"no job {job_id}")
-    count = 0
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in report_rows(session, job_id):
-            writer.writerow(row)
-            count += 1
-    elif fmt == "json":
-        out.write("[")
-        for row in report_rows(session, job_id):
-            out.write(("\n" if count == 0 else ",\n") + json.dumps(row, ensure_ascii=False))
-            count += 1
-        out.write("\n]\n" if count else "]\n")
-    return count
+    rows = -1  # one piece per row, and one more that closes the report
+    for piece in report_chunks(session, job_id, fmt, rows_per_chunk=1):
+        out.write(piece)
+        rows += 1
+    return rows

@@ -16,6 +16,7 @@ class ItemStatus(str, enum.Enum):
     DELETED = "deleted"
     ALREADY_GONE = "already_gone"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # not sent: the job was cancelled first
 
     @property
     def is_final(self) -> bool:
@@ -36,10 +37,19 @@ class JobStatus(str, enum.Enum):
     RUNNING = "running"
     COMPLETED = "completed"
     COMPLETED_WITH_FAILURES = "completed_with_failures"
+    CANCELLED = "cancelled"  # ended on request: items not yet sent were cancelled, the others kept their status
 
     @property
     def is_final(self) -> bool:
-        return self in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_FAILURES)
+        return self in (JobStatus.COMPLETED, JobStatus.COMPLETED_WITH_FAILURES, JobStatus.CANCELLED)
+
+
+class CallbackState(str, enum.Enum):
+    """Delivery of a job's end-of-job callback (jobs submitted without a callback URL have none)."""
+
+    PENDING = "pending"  # the job has not ended, or its notification is being delivered
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # every attempt failed; callback_last_error says why
 
 
 class BatchStatus(str, enum.Enum):

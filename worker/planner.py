@@ -4,18 +4,22 @@ through Python.
 Items of one batch share (action, account, group_key): DeleteStream JobIds of one VideoId, DeleteMedia
 FileIds of one CDN Vendor, DeleteAssets asset_ids of one project, and are at most the operation's
 ``max_batch``. Planning is idempotent: a job already planned is left as it is.
+
+Only pending items without a batch are planned: at submission that is every item; after retry-failed
+(worker/control.py) it is the failed items put back to pending, whose new batches take ordinals after
+the job's existing ones.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from models.tables import Batch, Job
 from models.types import utcnow
-from worker.outcomes import BatchStatus, JobStatus
+from worker.outcomes import BatchStatus, ItemStatus, JobStatus
 from worker.refs import BatchRef
 from worker.vendors import OPERATIONS
 
@@ -23,8 +27,8 @@ from worker.vendors import OPERATIONS
 # gives the ordinal of the batch it belongs to. Portable: PostgreSQL and SQLite >= 3.33.
 _NUMBERED = """
     SELECT id, account, group_key,
-           (row_number() OVER (PARTITION BY account, group_key ORDER BY id) - 1) / :size AS ordinal
-    FROM items WHERE job_id = :job_id AND action = :action
+           :first_ordinal + (row_number() OVER (PARTITION BY account, group_key ORDER BY id) - 1) / :size AS ordinal
+    FROM items WHERE job_id = :job_id AND action = :action AND batch_id IS NULL AND status = :pending
 """
 
 _CREATE_BATCHES = text(f"""
@@ -55,7 +59,14 @@ def plan_job(session: Session, job_id: int) -> bool:
     job = session.scalars(query).one()
     if job.status != JobStatus.SUBMITTED.value:
         return False
-    actions = session.scalars(text("SELECT DISTINCT action FROM items WHERE job_id = :job_id"), {"job_id": job_id}).all()
+    actions = session.scalars(
+        text("SELECT DISTINCT action FROM items WHERE job_id = :job_id AND batch_id IS NULL AND status = :pending"),
+        {"job_id": job_id, "pending": ItemStatus.PENDING.value},
+    ).all()
+    # Split-off batches have negative ordinals; a re-planned job's new batches come after the others.
+    first_ordinal = 1 + session.scalar(
+        select(func.coalesce(func.max(Batch.ordinal), -1)).where(Batch.job_id == job_id)
+    )
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":
         # The items were just bulk-inserted: without fresh statistics PostgreSQL believes the job has
@@ -63,7 +74,10 @@ def plan_job(session: Session, job_id: int) -> bool:
         session.execute(text("ANALYZE items"))
         session.execute(text("ANALYZE batches"))
     for action in actions:
-        params = {"job_id": job_id, "action": action, "size": OPERATIONS[action].max_batch}
+        params = {
+            "job_id": job_id, "action": action, "size": OPERATIONS[action].max_batch,
+            "first_ordinal": first_ordinal, "pending": ItemStatus.PENDING.value,
+        }
         session.execute(_CREATE_BATCHES, {**params, "queued": BatchStatus.QUEUED.value, "now": now})
         if session.get_bind().dialect.name == "postgresql":
             session.execute(text("ANALYZE batches"))

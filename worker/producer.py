@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.tables import Item, Job
 from models.types import utcnow
 from worker.errors import EnqueueFailed, Problem, SubmissionRejected
-from worker.outcomes import ItemStatus, JobStatus
+from worker.outcomes import CallbackState, ItemStatus, JobStatus
 from worker.readers import Row
 from worker.validation import ItemValidator, ValidItem
 
@@ -72,8 +72,11 @@ def submit_job(
     *,
     idempotency_key: str | None = None,
     source: str | None = None,
+    callback_url: str | None = None,
 ) -> Submitted:
-    """Write a job and its items, then ``enqueue(job_id)``. Raises SubmissionRejected, writing nothing."""
+    """Write a job and its items, then ``enqueue(job_id)``. Raises SubmissionRejected, writing nothing.
+
+    ``callback_url`` must have been validated by the caller (worker.jobs.submit does)."""
     if idempotency_key is not None and not (0 < len(idempotency_key) <= IDEMPOTENCY_KEY_LENGTH):
         raise SubmissionRejected([Problem(0, "idempotency_key", f"must be 1 to {IDEMPOTENCY_KEY_LENGTH} characters")])
     with sessions() as session:
@@ -82,7 +85,7 @@ def submit_job(
                 _enqueue(enqueue, found.job_id)  # the first submission saved it but could not enqueue it
             return found
         try:
-            submitted = _write(session, lines, validator, idempotency_key, source)
+            submitted = _write(session, lines, validator, idempotency_key, source, callback_url)
         except IntegrityError:
             # Another submission with the same key committed first: answer with its job.
             session.rollback()
@@ -110,8 +113,12 @@ def _write(
     validator: ItemValidator,
     idempotency_key: str | None,
     source: str | None,
+    callback_url: str | None,
 ) -> Submitted:
-    job = Job(idempotency_key=idempotency_key, status=JobStatus.SUBMITTED.value, source=source)
+    job = Job(
+        idempotency_key=idempotency_key, status=JobStatus.SUBMITTED.value, source=source, callback_url=callback_url,
+        callback_state=CallbackState.PENDING.value if callback_url else None, callback_attempts=0,
+    )
     session.add(job)
     session.flush()
     statement = _insert_ignoring_duplicates(session)

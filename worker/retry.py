@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from worker.outcomes import JobStatus
 from worker.settings import RetryPolicy
 
 
@@ -15,7 +16,11 @@ def backoff_delay(policy: RetryPolicy, attempt: int, rand: Callable[[], float]) 
 
 @dataclass(frozen=True)
 class Finished:
-    """No item of the batch is pending any more."""
+    """No item of the batch is pending any more. ``job_ended`` is the job's final status when closing
+    this batch closed the job (its end-of-job callback is then due), else None."""
+
+    job_id: int | None = None
+    job_ended: JobStatus | None = None
 
 
 @dataclass(frozen=True)

@@ -185,6 +185,51 @@ class AdaptivePolicy(BaseModel):
     recovery_calls: Annotated[float, Field(gt=0)] = 200.0
     min_recovery_seconds: Annotated[float, Field(gt=0)] = 2.0
     floor: Annotated[float, Field(gt=0, le=1)] = 0.05
+TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class ApiSettings(BaseModel):
+    """The producer HTTP API (``mediapurge api``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Bearer tokens are stored only as hashes: ``mediapurge api hash-token`` prints one.
+    token_hashes: list[str] = Field(default_factory=list, description="'sha256:<64 hex>' per accepted bearer token.")
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024 * 1024  # a JSON request body
+    max_stream_bytes: Annotated[int, Field(ge=1024)] = 2 * 1024 * 1024 * 1024  # a streamed JSON Lines submission
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+
+    @field_validator("token_hashes")
+    @classmethod
+    def _hashes_well_formed(cls, value: list[str]) -> list[str]:
+        for position, entry in enumerate(value):
+            if not TOKEN_HASH.match(entry):
+                # Never echo the entry: someone may have pasted the token itself here.
+                raise ValueError(f"entry {position} is not 'sha256:' followed by 64 lowercase hex digits (see `mediapurge api hash-token`)")
+        return value
+
+
+class CallbackSettings(BaseModel):
+    """End-of-job callbacks: a signed POST to the URL a job was submitted with (worker/callbacks.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signing_secret: SecretStr | None = None
+    signing_secret_file: Path | None = None
+    timeout: Annotated[float, Field(gt=0)] = 10.0
+    max_attempts: Annotated[int, Field(ge=1, le=50)] = 8
+    backoff_base: Annotated[float, Field(gt=0)] = 2.0
+    backoff_cap: Annotated[float, Field(gt=0, le=900)] = 300.0  # short countdowns only (celery-notes)
+
+    @model_validator(mode="after")
+    def _secret(self) -> "CallbackSettings":
+        from_file = _read_secret_file(self.signing_secret_file)
+        if from_file is not None:
+            self.signing_secret = from_file
+        if self.signing_secret is not None and not self.signing_secret.get_secret_value():
+            self.signing_secret = None  # an empty secret file: callbacks are off, and submissions say so
+        return self
 
 
 class Settings(BaseSettings):
@@ -218,6 +263,8 @@ class Settings(BaseSettings):
     worker_concurrency: Annotated[int, Field(ge=1)] = 4
     # Retention purges, by policy name (worker/retention.py): [retention_policies.<name>] in TOML.
     retention_policies: dict[str, RetentionPolicy] = Field(default_factory=dict)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
 
     @field_validator("retention_policies")
     @classmethod

@@ -6,7 +6,8 @@ lose is rebuilt from the database here:
 - a batch ``in_flight`` whose lease expired (its worker was killed mid-batch);
 - a batch ``queued`` and overdue (its message was lost: a Redis restart without persistence, a worker
   SIGKILLed with the message unacknowledged, a crash between the commit and the send);
-- a job whose batches are all done but that is still ``running`` (a crash before it was closed).
+- a job whose batches are all done but that is still ``running`` (a crash before it was closed);
+- a job that ended with its callback never attempted (the notification's message was lost).
 
 Re-sending is always safe: a batch is claimed under a lease, so a duplicate message finds nothing to do.
 To avoid piling duplicates onto a healthy backlog, overdue batches are only re-sent while the broker's
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from models.tables import Batch, Job
 from worker.audit import finish_job_if_done
-from worker.outcomes import BatchStatus, JobStatus
+from worker.outcomes import BatchStatus, CallbackState, JobStatus
 from worker.refs import BATCH_REF_COLUMNS, BatchRef
 
 
@@ -41,6 +42,7 @@ class SweepResult:
     expired_leases: int
     resent_batches: int
     closed_jobs: int
+    resent_callbacks: int = 0
 
 
 def sweep(
@@ -50,7 +52,10 @@ def sweep(
     queue_length: Callable[[], int],
     send_plan: Callable[[int], None],
     send_batch: Callable[[BatchRef], None],
+    send_callback: Callable[[int], None] = lambda job_id: None,
 ) -> SweepResult:
+    """``send_callback(job_id)`` is called for every job this sweep closed and for every ended job whose
+    callback was never attempted."""
     stale = now - policy.grace
     lost_jobs = session.scalars(
         select(Job.id).where(Job.status == JobStatus.SUBMITTED.value, Job.created_at < stale).limit(1_000)
@@ -100,5 +105,19 @@ def sweep(
         )
     ).all()
     for job_id in finished_candidates:
-        closed += finish_job_if_done(session, job_id, now) is not None
-    return SweepResult(len(lost_jobs), len(expired), len(overdue), closed)
+        if finish_job_if_done(session, job_id, now) is not None:
+            closed += 1
+            send_callback(job_id)
+
+    # Only never-attempted ones: a failed attempt already has its retry in the broker.
+    lost_callbacks = session.scalars(
+        select(Job.id).where(
+            Job.status.in_([s.value for s in JobStatus if s.is_final]),
+            Job.callback_state == CallbackState.PENDING.value,
+            Job.callback_attempts == 0,
+            Job.finished_at < stale,
+        ).limit(1_000)
+    ).all()
+    for job_id in lost_callbacks:
+        send_callback(job_id)
+    return SweepResult(len(lost_jobs), len(expired), len(overdue), closed, len(lost_callbacks))

@@ -38,7 +38,7 @@ from worker.sandbox import generate_media
 
 CSV_HEADER = ["action", "account", "VideoId", "JobId", "MediaId", "MediaType", "Vendor", "FileId", "asset_id"]
 ID_FIELD = {"aliyun.DeleteStream": "JobId", "aliyun.DeleteMultipartUpload": "MediaId", "zego.DeleteMedia": "FileId", "huawei.DeleteAssets": "asset_id"}
-STATUSES = ("pending", "deleted", "already_gone", "failed")
+STATUSES = ("pending", "deleted", "already_gone", "failed", "cancelled")
 
 
 # Helpers
@@ -163,6 +163,7 @@ def test_status_json_counts_agree_with_what_the_sandbox_held(finished_job: dict[
         "deleted": sum(e["deleted"] for e in expected.values()),
         "already_gone": sum(e["already_gone"] for e in expected.values()),
         "failed": 0,
+        "cancelled": 0,
     }
     assert summary["by_action"] == expected
     assert summary["duplicates_ignored"] == 0

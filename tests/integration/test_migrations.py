@@ -14,6 +14,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import UniqueConstraint, create_engine, inspect, pool
+from sqlalchemy import text as sa_text
 
 from migrations import runner
 from models import Base, Job, make_engine, make_session_factory
@@ -21,7 +22,8 @@ from models import Base, Job, make_engine, make_session_factory
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = {"jobs", "batches", "items", "vendor_calls", "account_halts", "inventory", "inventory_tags", "retention_runs", "job_counts"}
+TABLES = {"jobs", "batches", "items", "vendor_calls", "account_halts", "inventory", "inventory_tags", "retention_runs", "job_counts",
+          "retried_failures"}
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -75,6 +77,33 @@ def test_downgrade_base_drops_every_table_and_upgrade_rebuilds_them(db_url: str)
     assert runner.current(db_url) is None
     assert _table_names(db_url) == {"alembic_version"}
 
+    runner.upgrade(db_url)
+    assert _differences(db_url) == []
+
+
+def test_downgrade_of_job_control_keeps_every_job_and_item(db_url: str) -> None:
+    runner.upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa_text(
+                "INSERT INTO jobs (status, item_count, duplicate_count, batch_count, created_at, cancel_requested_at, callback_attempts)"
+                " VALUES ('cancelled', 1, 0, 0, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"
+            ))
+            connection.execute(sa_text(
+                "INSERT INTO items (job_id, line, action, account, group_key, media_id, status, attempts, created_at, retries)"
+                " VALUES (1, 1, 'huawei.DeleteAssets', 'default', '', 'a1', 'cancelled', 0, CURRENT_TIMESTAMP, 0)"
+            ))
+    finally:
+        engine.dispose()
+
+    runner.downgrade(db_url, "0001")
+
+    assert runner.current(db_url) == "0001"
+    columns = _inspect(db_url, lambda conn: {c["name"] for c in inspect(conn).get_columns("jobs")})
+    assert "cancel_requested_at" not in columns and "callback_url" not in columns
+    counts = _inspect(db_url, lambda conn: [conn.execute(sa_text(f"SELECT count(*) FROM {t}")).scalar() for t in ("jobs", "items")])
+    assert counts == [1, 1]  # SQLite must not rebuild jobs: a rebuild would cascade-delete the items
     runner.upgrade(db_url)
     assert _differences(db_url) == []
 

@@ -15,3 +15,11 @@ def sessions(tmp_path):
     Base.metadata.create_all(engine)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def env(sessions):
+    """A batch executor's runtime on ``sessions`` (tests/unit/executor_env.py): (runtime, handlers, calls)."""
+    from tests.unit.executor_env import make_env
+
+    return make_env(sessions)

@@ -5,86 +5,13 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 from sqlalchemy import func, select
 
-from models import Batch, Item, Job, VendorCall
-from worker.executor import Runtime, run_batch
-from worker.planner import plan_job
-from worker.producer import submit_job
-from worker.ratelimit import Reservation
+from models import Batch, Item, VendorCall
+from tests.unit.executor_env import items_by_media, job_status, start_job
+from worker.executor import run_batch
+from worker.outcomes import JobStatus
 from worker.retry import Finished, Permit, RunAgain, Skipped
-from worker.settings import Settings
-from worker.validation import ItemValidator
-
-
-class GrantingLimiter:
-    """Test double: every slot is free now, or, when ``queue_seconds`` is set, that far away."""
-
-    def __init__(self) -> None:
-        self.queue_seconds = 0.0
-        self.reservations = 0
-        self.epoch = 0
-        self.throttled_slots = []
-
-    def reserve(self, limits, max_ahead):
-        self.reservations += 1
-        granted = self.queue_seconds <= max_ahead
-        return Reservation(granted, self.queue_seconds, 1000.0 + self.queue_seconds, self.epoch)
-
-    def check(self, limits):
-        return 1000.0, self.epoch
-
-    def throttled(self, limits, epoch):
-        self.throttled_slots.append((limits[0].key, epoch))
-        self.epoch += 1
-        return 0.7
-
-
-SETTINGS = Settings(
-    database_url="sqlite://",
-    accounts={
-        "aliyun": {"default": {"access_key_id": "AKID", "access_key_secret": "s3cret", "endpoint": "http://vendor.test/aliyun"}},
-        "huawei": {"default": {"project_id": "p1", "access_key": "HWAK", "secret_key": "hwsecret", "endpoint": "http://vendor.test/huawei"}},
-    },
-    retry={"max_attempts": 3, "backoff_base": 0.5, "backoff_cap": 4},
-)
-
-
-@pytest.fixture
-def env(sessions):
-    handlers = []
-    calls = []
-    dispatched = []
-
-    def route(request: httpx.Request) -> httpx.Response:
-        calls.append(request)
-        return handlers[0](request)
-
-    rt = Runtime(
-        settings=SETTINGS, sessions=sessions, http=httpx.Client(transport=httpx.MockTransport(route)),
-        limiter=GrantingLimiter(), dispatch=dispatched.append, sleep=lambda s: None, rand=lambda: 1.0,
-    )
-    yield rt, handlers, calls
-
-
-def start_job(rt, items):
-    validator = ItemValidator({"aliyun": {"default"}, "huawei": {"default"}, "zego": set()})
-    submitted = submit_job(rt.sessions, items, validator, lambda job_id: None)
-    with rt.sessions() as s:
-        plan_job(s, submitted.job_id)
-        batch_ids = s.scalars(select(Batch.id).where(Batch.job_id == submitted.job_id).order_by(Batch.id)).all()
-    return submitted.job_id, batch_ids
-
-
-def items_by_media(rt, job_id):
-    with rt.sessions() as s:
-        return {i.media_id: i for i in s.scalars(select(Item).where(Item.job_id == job_id))}
-
-
-def job_status(rt, job_id):
-    with rt.sessions() as s:
-        return s.get(Job, job_id).status
 
 
 def stream_answer(gone: set[str], request_id="req"):
@@ -101,12 +28,14 @@ def test_unnamed_culprit_is_found_by_splitting_and_the_rest_deleted(env):
     rt, handlers, calls = env
     job_id, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteStream", "VideoId": "v", "JobId": f"j{i:02}"} for i in range(20)])
     handlers.append(stream_answer({"j13"}))
-    assert run_batch(rt, batch_id) == Finished()
-    # Each split hands its second half over as a new batch, which is run in turn.
-    ran = [batch_id]
+    assert run_batch(rt, batch_id) == Finished(job_id, None)  # its split-off halves are still open
+    # Each split hands its second half over as a new batch, which is run in turn; the last one closes the job.
+    ran, decisions = [batch_id], []
     while rt.dispatch.__self__:
         ran.append(rt.dispatch.__self__.pop(0))
-        assert run_batch(rt, ran[-1]) == Finished()
+        decisions.append(run_batch(rt, ran[-1]))
+    assert decisions[:-1] == [Finished(job_id, None)] * (len(decisions) - 1)
+    assert decisions[-1] == Finished(job_id, JobStatus.COMPLETED)
     assert len(ran) == len(set(ran)) > 1
     with rt.sessions() as s:
         assert sorted(s.scalars(select(Batch.item_count).where(Batch.job_id == job_id))) == sorted(
@@ -139,7 +68,7 @@ def test_retryable_answer_reschedules_then_completes(env):
         s.commit()
     handlers[0] = lambda r: httpx.Response(200, json={"delete_result_array": [
         {"asset_id": a, "status": "DELETED"} for a in parse_qs(urlsplit(str(r.url)).query)["asset_id"]]})
-    assert run_batch(rt, batch_id) == Finished()
+    assert run_batch(rt, batch_id) == Finished(job_id, JobStatus.COMPLETED)
     items = items_by_media(rt, job_id)
     assert {i.status for i in items.values()} == {"deleted"} and {i.attempts for i in items.values()} == {2}
     assert job_status(rt, job_id) == "completed"
@@ -166,7 +95,7 @@ def test_auth_refusal_halts_the_account_for_the_job(env):
     rt, handlers, calls = env
     job_id, batch_ids = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": f"a{i}"} for i in range(25)])
     handlers.append(lambda r: httpx.Response(401, json={"error_code": "APIGW.0301", "error_msg": "Incorrect IAM authentication information", "request_id": "r"}))
-    assert [run_batch(rt, b) for b in batch_ids] == [Finished()] * 3
+    assert [run_batch(rt, b) for b in batch_ids] == [Finished(job_id)] * 2 + [Finished(job_id, JobStatus.COMPLETED_WITH_FAILURES)]
     assert len(calls) == 1  # the other batches failed without calling
     items = items_by_media(rt, job_id).values()
     assert {i.status for i in items} == {"failed"}
@@ -176,7 +105,7 @@ def test_auth_refusal_halts_the_account_for_the_job(env):
 
 def test_a_claimed_batch_is_not_run_twice(env):
     rt, handlers, calls = env
-    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    job_id, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
 
     def reenter(request):
         # While the vendor call is in flight, a second delivery of the same batch arrives.
@@ -184,7 +113,7 @@ def test_a_claimed_batch_is_not_run_twice(env):
         return httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]})
 
     handlers.append(reenter)
-    assert run_batch(rt, batch_id) == Finished()
+    assert run_batch(rt, batch_id) == Finished(job_id, JobStatus.COMPLETED)
     assert isinstance(run_batch(rt, batch_id), Skipped) and len(calls) == 1
 
 
@@ -261,5 +190,5 @@ def test_a_permit_reserved_before_a_cut_is_not_used(env):
     _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
     handlers.append(lambda r: httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]}))
     rt.limiter.epoch = 3  # three cuts since the permit below was reserved at epoch 2
-    assert run_batch(rt, batch_id, Permit(1000.0, 2)) == Finished()
+    assert isinstance(run_batch(rt, batch_id, Permit(1000.0, 2)), Finished)
     assert rt.limiter.reservations == 1 and len(calls) == 1

@@ -76,6 +76,7 @@ def test_items_calls_jobs_batches_and_queue_depth_are_read_from_the_audit(sessio
         ("zego", ZEGO, "default", "already_gone"): 0, ("zego", ZEGO, "default", "failed"): 1,
         ("huawei", HUAWEI, "eu", "pending"): 0, ("huawei", HUAWEI, "eu", "deleted"): 0,
         ("huawei", HUAWEI, "eu", "already_gone"): 2, ("huawei", HUAWEI, "eu", "failed"): 0,
+        ("zego", ZEGO, "default", "cancelled"): 0, ("huawei", HUAWEI, "eu", "cancelled"): 0,
     }
     # (2-1) + (3-1) + (8-1): item sends beyond the first.
     assert by(figures, "mediapurge_item_retries", "action", "account") == {(ZEGO, "default"): 10, (HUAWEI, "eu"): 0}
@@ -84,7 +85,8 @@ def test_items_calls_jobs_batches_and_queue_depth_are_read_from_the_audit(sessio
         ("huawei", "eu", "already_gone"): 1, ("huawei", "eu", "split"): 1,
     }
     assert by(figures, "mediapurge_vendor_calls_throttled", "action", "account") == {(ZEGO, "default"): 3, (HUAWEI, "eu"): 0}
-    assert by(figures, "mediapurge_jobs", "status") == {("submitted",): 0, ("running",): 1, ("completed",): 2, ("completed_with_failures",): 0}
+    assert by(figures, "mediapurge_jobs", "status") == {("submitted",): 0, ("running",): 1, ("completed",): 2, ("completed_with_failures",): 0,
+                                                      ("cancelled",): 0}
     waiting = by(figures, "mediapurge_batches_waiting", "action", "state")
     assert {key: value for key, value in waiting.items() if value} == {
         (ZEGO, "queued"): 2, (ZEGO, "backing_off"): 1, (ZEGO, "in_flight"): 1, (HUAWEI, "in_flight"): 1,
