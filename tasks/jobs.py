@@ -51,7 +51,9 @@ def delete_batch(batch_id: int, permit_slot: float | None = None, permit_epoch: 
         for ref in refs:
             send_batch(ref, permit=decision.permit, countdown=decision.delay)
     elif isinstance(decision, Finished) and decision.job_ended is not None:
-        notify_job.apply_async((decision.job_id,), argsrepr=plan_argsrepr(decision.job_id))
+        with rt.sessions() as session:
+            if callbacks.wanted(session, decision.job_id):
+                notify_job.apply_async((decision.job_id,), argsrepr=plan_argsrepr(decision.job_id))
     return type(decision).__name__
 
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.tables import CALLBACK_URL_LENGTH, Job
@@ -106,6 +107,11 @@ CallbackDecision = Delivered | NothingToSend | RetryLater | GaveUp
 
 def payload(summary: dict) -> bytes:
     return json.dumps({"event": EVENT, "job": summary}, separators=(",", ":"), sort_keys=True).encode()
+
+
+def wanted(session: Session, job_id: int) -> bool:
+    """Whether the job was submitted with a callback URL (only then is a notify task worth sending)."""
+    return bool(session.scalar(select(Job.callback_url.is_not(None)).where(Job.id == job_id)))
 
 
 def deliver(

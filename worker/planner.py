@@ -12,7 +12,8 @@ the job's existing ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from models.tables import Batch, Job
 from models.types import utcnow
 from worker.outcomes import BatchStatus, ItemStatus, JobStatus
 from worker.refs import BatchRef
+from worker.validation import ValidItem
 from worker.vendors import OPERATIONS
 
 # Number each item within its (account, group_key) of one action; integer division by the batch size
@@ -68,7 +70,7 @@ def plan_job(session: Session, job_id: int) -> bool:
         select(func.coalesce(func.max(Batch.ordinal), -1)).where(Batch.job_id == job_id)
     )
     now = utcnow()
-    if session.get_bind().dialect.name == "postgresql":
+    if actions and session.get_bind().dialect.name == "postgresql":
         # The items were just bulk-inserted: without fresh statistics PostgreSQL believes the job has
         # one item and picks nested loops that take minutes on a large job.
         session.execute(text("ANALYZE items"))
@@ -120,3 +122,61 @@ def queued_batches(session: Session, job_id: int, chunk: int = 10_000) -> Iterat
         queues = alive
     if out:
         yield out
+
+
+# A submission on PostgreSQL: COPY into a temporary table, then one pass of SQL deduplicates it, numbers
+# it into batches and inserts the items with their batch, so a million items are never updated after
+# they are written (planning by UPDATE rewrote every row a second time).
+_STAGE = """
+    CREATE TEMPORARY TABLE submission_items (line integer, action text, account text, group_key text, media_id text)
+    ON COMMIT DROP
+"""
+_COPY = "COPY submission_items (line, action, account, group_key, media_id) FROM STDIN"
+
+# Duplicates of an item keep its first line, as INSERT ... ON CONFLICT DO NOTHING does elsewhere.
+_NUMBER_STAGED = """
+    CREATE TEMPORARY TABLE submission_numbered ON COMMIT DROP AS
+    SELECT line, action, account, group_key, media_id,
+           (row_number() OVER (PARTITION BY action, account, group_key ORDER BY line) - 1) / sizes.size AS ordinal
+    FROM (
+        SELECT DISTINCT ON (action, account, group_key, media_id) line, action, account, group_key, media_id
+        FROM submission_items ORDER BY action, account, group_key, media_id, line
+    ) AS unique_items
+    JOIN (VALUES {sizes}) AS sizes (size_action, size) ON sizes.size_action = unique_items.action
+"""
+
+_BATCHES_FROM_STAGED = text("""
+    INSERT INTO batches (job_id, action, account, group_key, ordinal, status, item_count, attempts, version, created_at)
+    SELECT :job_id, action, account, group_key, ordinal, :queued, count(*), 0, 0, :now
+    FROM submission_numbered GROUP BY action, account, group_key, ordinal ORDER BY min(line)
+""")
+
+_ITEMS_FROM_STAGED = text("""
+    INSERT INTO items (job_id, line, action, account, group_key, media_id, status, batch_id, attempts, retries, created_at)
+    SELECT :job_id, n.line, n.action, n.account, n.group_key, n.media_id, :pending, b.id, 0, 0, :now
+    FROM submission_numbered AS n
+    JOIN batches AS b ON b.job_id = :job_id AND b.action = n.action AND b.account = n.account
+         AND b.group_key = n.group_key AND b.ordinal = n.ordinal
+    ORDER BY n.line
+""")
+
+
+def stage_submission(session: Session, items: Iterable[ValidItem]) -> None:
+    """COPY validated items into this transaction's temporary ``submission_items`` (PostgreSQL)."""
+    session.execute(text(_STAGE))
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for item in items:
+            copy.write_row((item.line, item.action, item.account, item.group_key, item.media_id))
+
+
+def plan_staged_submission(session: Session, job_id: int, now: datetime) -> tuple[int, int]:
+    """Deduplicate the staged items, create their batches and insert them planned. Returns (items, batches)."""
+    sizes = ", ".join(f"('{action}', {op.max_batch})" for action, op in OPERATIONS.items())
+    session.execute(text(_NUMBER_STAGED.format(sizes=sizes)))
+    session.execute(text("ANALYZE submission_numbered"))
+    params = {"job_id": job_id, "now": now}
+    batch_count = session.execute(_BATCHES_FROM_STAGED, {**params, "queued": BatchStatus.QUEUED.value}).rowcount
+    session.execute(text("ANALYZE batches"))
+    item_count = session.execute(_ITEMS_FROM_STAGED, {**params, "pending": ItemStatus.PENDING.value}).rowcount
+    return item_count, batch_count

@@ -1,8 +1,9 @@
 """Accept a deletion job: validate every item, write the job and its items in one transaction, then
 enqueue one small task that carries only the job's id.
 
-Either the whole submission is written or nothing is: items are inserted as they are read (memory stays
-flat), and the transaction is rolled back if any line turns out to be bad.
+Either the whole submission is written or nothing is: items are written as they are read (memory stays
+flat), and the transaction is rolled back if any line turns out to be bad. On PostgreSQL they are
+COPYed into a temporary table and planned into batches by SQL in the same transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.tables import Item, Job
 from models.types import utcnow
 from worker.errors import EnqueueFailed, Problem, SubmissionRejected
+from worker import planner
 from worker.outcomes import CallbackState, ItemStatus, JobStatus
 from worker.readers import Row
 from worker.validation import ItemValidator, ValidItem
@@ -121,33 +123,40 @@ def _write(
     )
     session.add(job)
     session.flush()
-    statement = _insert_ignoring_duplicates(session)
     now = utcnow()
     problems: list[Problem] = []
     problem_count = 0
     accepted = 0
 
-    def valid_rows() -> Iterator[dict[str, Any]]:
+    def valid_items() -> Iterator[ValidItem]:
         nonlocal problem_count, accepted
         for number, row in _rows(lines):
             result = row if isinstance(row, Problem) else validator.validate(number, row)
             if isinstance(result, ValidItem):
                 accepted += 1
                 if not problem_count:  # after the first problem nothing will be kept: stop writing
-                    yield {
-                        "job_id": job.id, "line": result.line, "action": result.action, "account": result.account,
-                        "group_key": result.group_key, "media_id": result.media_id,
-                        "status": ItemStatus.PENDING.value, "attempts": 0, "created_at": now,
-                    }
+                    yield result
                 continue
             for problem in [result] if isinstance(result, Problem) else result:
                 problem_count += 1
                 if len(problems) < MAX_PROBLEMS_SHOWN:
                     problems.append(problem)
 
-    rows = valid_rows()
-    while chunk := list(islice(rows, INSERT_CHUNK)):
-        session.execute(statement, chunk)
+    postgresql_copy = session.get_bind().dialect.name == "postgresql"
+    if postgresql_copy:
+        planner.stage_submission(session, valid_items())
+    else:
+        statement = _insert_ignoring_duplicates(session)
+        rows = (
+            {
+                "job_id": job.id, "line": item.line, "action": item.action, "account": item.account,
+                "group_key": item.group_key, "media_id": item.media_id,
+                "status": ItemStatus.PENDING.value, "attempts": 0, "created_at": now,
+            }
+            for item in valid_items()
+        )
+        while chunk := list(islice(rows, INSERT_CHUNK)):
+            session.execute(statement, chunk)
     if not problem_count and accepted == 0:
         problems.append(Problem(0, None, "the submission holds no items"))
         problem_count = 1
@@ -155,7 +164,11 @@ def _write(
         session.rollback()
         raise SubmissionRejected(problems, problem_count)
 
-    item_count = session.scalar(select(func.count()).select_from(Item).where(Item.job_id == job.id)) or 0
+    if postgresql_copy:
+        # Deduplicated, batched and inserted in SQL: the items are born planned (worker/planner.py).
+        item_count, job.batch_count = planner.plan_staged_submission(session, job.id, now)
+    else:
+        item_count = session.scalar(select(func.count()).select_from(Item).where(Item.job_id == job.id)) or 0
     job.item_count = item_count
     job.duplicate_count = accepted - item_count
     session.commit()

@@ -24,6 +24,7 @@ from sqlalchemy import and_, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.tables import Batch, Job
+from worker import callbacks
 from worker.audit import finish_job_if_done
 from worker.outcomes import BatchStatus, CallbackState, JobStatus
 from worker.refs import BATCH_REF_COLUMNS, BatchRef
@@ -54,8 +55,8 @@ def sweep(
     send_batch: Callable[[BatchRef], None],
     send_callback: Callable[[int], None] = lambda job_id: None,
 ) -> SweepResult:
-    """``send_callback(job_id)`` is called for every job this sweep closed and for every ended job whose
-    callback was never attempted."""
+    """``send_callback(job_id)`` is called for every job with a callback URL this sweep closed and for
+    every ended job whose callback was never attempted."""
     stale = now - policy.grace
     lost_jobs = session.scalars(
         select(Job.id).where(Job.status == JobStatus.SUBMITTED.value, Job.created_at < stale).limit(1_000)
@@ -107,7 +108,8 @@ def sweep(
     for job_id in finished_candidates:
         if finish_job_if_done(session, job_id, now) is not None:
             closed += 1
-            send_callback(job_id)
+            if callbacks.wanted(session, job_id):
+                send_callback(job_id)
 
     # Only never-attempted ones: a failed attempt already has its retry in the broker.
     lost_callbacks = session.scalars(

@@ -436,3 +436,24 @@ def test_no_token_or_callback_secret_reaches_a_log(stack, api, client, receiver)
     assert TOKEN not in stored and CALLBACK_SECRET not in stored
     for post in receiver.received:
         assert CALLBACK_SECRET.encode() not in post["body"] and CALLBACK_SECRET not in json.dumps(post["headers"])
+
+
+def test_metrics_and_the_inventory_are_served_behind_the_token(stack, api, client):  # noqa: ANN001
+    assert httpx.get(f"{api.url}/metrics").status_code == 401
+    assert httpx.post(f"{api.url}/v1/inventory", json=[]).status_code == 401
+    scraped = client.get("/metrics")
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {family.name: family for family in text_string_to_metric_families(scraped.text)}
+    with stack.sessions() as session:
+        jobs_by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+    shown = {s.labels["status"]: s.value for s in families["mediapurge_jobs"].samples}
+    assert {status: shown[status] for status in jobs_by_status} == jobs_by_status
+    assert families["mediapurge_broker_queue_depth"].samples[0].value >= 0
+
+    medium = {"action": "zego.DeleteMedia", "Vendor": "Ws", "FileId": "api-inventory-1",
+              "created_at": "2026-11-01T00:00:00+00:00", "tags": ["trial"]}
+    registered = client.post("/v1/inventory", json=[medium])
+    assert registered.status_code == 200 and registered.json() == {"registered": 1}
+    assert client.get("/v1/retention/policies").status_code == 200

@@ -44,7 +44,9 @@ class Engine:
         call = app.parse(req, app.new_request_id())
         answer = call.refusal or app.authenticate(call, req, time.time())
         with self.lock:
-            t, wall = time.monotonic() - self.started, time.time()
+            now = time.monotonic()
+            arrived = req.arrived if req.arrived is not None else now
+            t, wall = arrived - self.started, time.time() - (now - arrived)
             answer, fault, rate_limited = self._decide(app, call, answer, t)
             reply = disfigure(answer.reply, fault, call.request_id)
             self.recorder.add(

@@ -24,6 +24,9 @@ class Incoming:
     raw_query: str
     headers: dict[str, str]
     body: bytes = b""
+    # When the request's headers were read (time.monotonic()): a vendor's gateway counts a call against
+    # its rate limit on arrival, before any parsing or signature check. None: when handled.
+    arrived: float | None = None
 
     @cached_property
     def query(self) -> list[tuple[str, str]]:

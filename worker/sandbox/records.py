@@ -109,6 +109,8 @@ class Recorder:
                     admitted[key].append(r.t)
         windows = []
         for (vendor, account, operation), times in sorted(arrivals.items()):
+            times.sort()  # arrival order, which concurrent handlers may record slightly out of turn
+            admitted[(vendor, account, operation)].sort()
             period = window or period_for(vendor, operation, account)
             windows.append(
                 {

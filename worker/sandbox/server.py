@@ -42,9 +42,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
 
     def do_GET(self) -> None:
+        arrived = time.monotonic()
         path, _, query = self.path.partition("?")
         headers = {name.lower(): value for name, value in self.headers.items()}
-        req = Incoming(self.command, path, query, headers, self._read_body(headers))
+        req = Incoming(self.command, path, query, headers, self._read_body(headers), arrived)
         try:
             reply, delay = self.server.route(req)
         except Exception:  # a sandbox bug: say so rather than hang the client
@@ -235,6 +236,9 @@ def serve_forever(
     ready: Callable[[Sandbox], None] | None = None,
 ) -> None:
     """Serve until interrupted (Ctrl-C); ``ready`` is called once listening (e.g. to print the URLs)."""
+    # A process of its own: its threads hand the GIL over every 0.5 ms instead of 5 ms, so no arrival
+    # waits behind another request's parsing before it is stamped.
+    sys.setswitchinterval(0.0005)
     sandbox = Sandbox(config, host, port).start()
     try:
         if seed is not None:
