@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from worker import callbacks, context, planner, sweeper
-from worker.celery_config import waiting_messages
+from worker.celery_config import PRIORITY_FRESH, PRIORITY_HOLDING_SLOT, waiting_messages
 from worker.executor import run_batch
 from worker.refs import BatchRef, batch_refs, plan_argsrepr, slot_kwargsrepr
 from worker.retry import Finished, Permit, RunAgain
@@ -92,7 +92,10 @@ def send_plan(job_id: int, **options: object) -> None:
 def send_batch(ref: BatchRef, permit: Permit | None = None, **options: object) -> None:
     """Enqueue a batch: every batch message is sent here, so each shows Flower what it is about."""
     kwargs = {"permit_slot": permit.slot, "permit_epoch": permit.epoch} if permit is not None else {}
-    delete_batch.apply_async((ref.id,), kwargs, argsrepr=ref.argsrepr, kwargsrepr=slot_kwargsrepr(permit), **options)
+    priority = PRIORITY_HOLDING_SLOT if permit is not None else PRIORITY_FRESH
+    delete_batch.apply_async(
+        (ref.id,), kwargs, argsrepr=ref.argsrepr, kwargsrepr=slot_kwargsrepr(permit), priority=priority, **options
+    )
 
 
 def queue_length() -> int:

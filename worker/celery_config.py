@@ -8,6 +8,12 @@ from worker.settings import Settings
 
 QUEUE = "mediapurge"
 
+# Kombu's Redis transport keeps a list per priority step (0, 3, 6, 9) and pops 0 first. A batch that
+# holds a reserved rate-limit slot is re-sent at 0, so its message is not stuck behind a backlog of
+# fresh batches (a slot used late is a slot wasted); fresh and polling batches go at 6.
+PRIORITY_HOLDING_SLOT = 0
+PRIORITY_FRESH = 6
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     return {

@@ -163,14 +163,18 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Per
                 return RunAgain(delay, reason="rate limit queue is long")
             permit = Permit(reservation.slot, reservation.epoch)
             if reservation.wait > settings.max_inline_wait:
-                return RunAgain(reservation.wait, permit=permit, reason="waiting for its rate-limit slot")
+                # Back a little early: a countdown message starts tens of milliseconds late, which would
+                # waste the slot; the rest of the wait is slept here, to the millisecond.
+                return RunAgain(reservation.wait - settings.permit_lead, permit=permit, reason="waiting for its rate-limit slot")
         now, epoch = rt.limiter.check(limits)
         if permit.slot > now:
             rt.sleep(permit.slot - now)
             now, epoch = rt.limiter.check(limits)
         if epoch == permit.epoch and permit.slot - now >= -tolerance:
             return permit
-        permit = None  # too late to use without crowding the next window, or void after a cut: take a new one
+        # Too late to use without crowding the next window, or void after a cut: take a new one.
+        log.info("rate-limit slot %s by %.3f s; reserving another", "void" if epoch != permit.epoch else "late", now - permit.slot)
+        permit = None
     return RunAgain(settings.max_inline_wait, reason="rate-limit slots kept slipping by")
 
 

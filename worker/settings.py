@@ -252,9 +252,13 @@ class Settings(BaseSettings):
     # with a countdown, instead of sleeping in the slot.
     adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy)
     max_inline_wait: Annotated[float, Field(ge=0)] = 1.0
+    # A batch requeued for a reserved slot comes back this long before it and sleeps the rest.
+    permit_lead: Annotated[float, Field(ge=0)] = 0.25
     # A batch reserves its slot up to this far ahead and comes back for it; further out it reserves
-    # nothing and returns later. Keep it well under the broker's visibility timeout.
-    max_reserve_ahead: Annotated[float, Field(gt=0)] = 60.0
+    # nothing and returns later. Slots already reserved keep the rate they were spaced at, so this is
+    # also how long a change of rate (an adaptive cut or climb) takes to show, and how far a new job's
+    # batches queue behind a running one's. Keep it well under the broker's visibility timeout.
+    max_reserve_ahead: Annotated[float, Field(gt=0)] = 10.0
     lease_seconds: Annotated[float, Field(gt=0)] = 300.0
     # The sweeper (a beat task) re-sends what the broker lost; see worker/sweeper.py.
     sweep_interval: Annotated[float, Field(gt=0)] = 30.0
