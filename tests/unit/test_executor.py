@@ -120,10 +120,10 @@ def test_a_claimed_batch_is_not_run_twice(env):
 def test_a_far_rate_limit_slot_gives_the_worker_back(env):
     rt, handlers, calls = env
     _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
-    rt.limiter.queue_seconds = 30.0
+    rt.limiter.queue_seconds = 8.0
     decision = run_batch(rt, batch_id)
     # It comes back permit_lead early and sleeps the rest, so a late countdown does not waste the slot.
-    assert decision == RunAgain(30.0 - SETTINGS.permit_lead, permit=Permit(1030.0, 0), reason="waiting for its rate-limit slot")
+    assert decision == RunAgain(8.0 - SETTINGS.permit_lead, permit=Permit(1008.0, 0), reason="waiting for its rate-limit slot")
     assert calls == []
     with rt.sessions() as s:
         assert s.get(Batch, batch_id).status == "queued"
@@ -193,3 +193,13 @@ def test_a_permit_reserved_before_a_cut_is_not_used(env):
     rt.limiter.epoch = 3  # three cuts since the permit below was reserved at epoch 2
     assert isinstance(run_batch(rt, batch_id, Permit(1000.0, 2)), Finished)
     assert rt.limiter.reservations == 1 and len(calls) == 1
+
+
+def test_a_slot_beyond_the_reservation_horizon_is_not_reserved(env):
+    """Far out, nothing is reserved: the batch comes back when its turn is within the horizon."""
+    rt, handlers, calls = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    rt.limiter.queue_seconds = SETTINGS.max_reserve_ahead + 20.0
+    decision = run_batch(rt, batch_id)
+    assert decision == RunAgain(20.0, permit=None, reason="rate limit queue is long")
+    assert calls == []
