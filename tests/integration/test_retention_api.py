@@ -54,7 +54,7 @@ def api(pg_url: str):
     engine = make_engine(pg_url)
     enqueued: list[int] = []
     app = FastAPI()
-    app.include_router(router)
+    app.include_router(router, prefix="/v1")  # as worker.api.create_app mounts it
     app.dependency_overrides[retention_services] = lambda: RetentionServices(
         SETTINGS, make_session_factory(engine), enqueued.append, lambda: NOW
     )

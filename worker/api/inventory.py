@@ -59,7 +59,7 @@ def _refused(exc: SubmissionRejected) -> JSONResponse:
     )
 
 
-@router.post("/v1/inventory")
+@router.post("/inventory")
 async def register_inventory(request: Request, services: Services) -> JSONResponse:
     """Register media (upsert): a JSON array of media, or one medium per line as application/x-ndjson.
     All or nothing: any bad medium refuses the whole body (422, every problem by line and field)."""
@@ -90,7 +90,7 @@ async def register_inventory(request: Request, services: Services) -> JSONRespon
     return JSONResponse({"registered": result.count})
 
 
-@router.get("/v1/retention/policies")
+@router.get("/retention/policies")
 def list_policies(services: Services) -> dict[str, Any]:
     """Every configured policy with its most recent runs, newest first."""
     from worker.retention import policy_summaries
@@ -99,7 +99,7 @@ def list_policies(services: Services) -> dict[str, Any]:
         return {"policies": policy_summaries(session, services.settings)}
 
 
-@router.post("/v1/retention/policies/{name}/run")
+@router.post("/retention/policies/{name}/run")
 def run_policy(name: str, services: Services, dry_run: bool = False) -> JSONResponse:
     """Run the policy for the current period: 201 with the job when this call made the period's run;
     200 when the period already had its run (its job) or for a dry run, which writes nothing."""
