@@ -28,7 +28,8 @@ def test_the_benchmark_runs_its_scenarios_and_baselines(pg_server_url, redis_url
 
     fidelity = by_name["fidelity"]
     assert fidelity["statuses"] == {"deleted": 2_850, "already_gone": 150}  # 5% of the generated files are missing
-    assert fidelity["deleted"] == 2_850 and fidelity["calls"] == fidelity["vendor_calls"] == 30
+    # Batches of up to 100 files of one CDN: at least 30 calls; the sandbox saw every call the audit holds.
+    assert fidelity["deleted"] == 2_850 and fidelity["calls"] == fidelity["vendor_calls"] >= 30
     assert fidelity["max_calls_in_any_window"] <= 20 and fidelity["sandbox_rate_limited"] == 0
     assert set(fidelity["peak_rss_mb"]) == {"sandbox", "w0", "w0-pool-max", "late0", "late0-pool-max"}
 
