@@ -185,6 +185,9 @@ class AdaptivePolicy(BaseModel):
     recovery_calls: Annotated[float, Field(gt=0)] = 200.0
     min_recovery_seconds: Annotated[float, Field(gt=0)] = 2.0
     floor: Annotated[float, Field(gt=0, le=1)] = 0.05
+    # Cut only on the second throttling answer within one period of the limit: a lone one is usually a
+    # call delayed on its way, landing one over in the vendor's window, not someone sharing the quota.
+    forgive_lone_throttle: bool = True
 TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

@@ -82,7 +82,7 @@ def test_identity_is_hashed_out_of_the_key():
     assert "LTAI5t" not in limit.key and limit.key.startswith("mediapurge:rl:aliyun:")
 
 
-ADAPTIVE = AdaptivePolicy(decrease=0.7, recovery_calls=4, min_recovery_seconds=0.4, floor=0.05)
+ADAPTIVE = AdaptivePolicy(decrease=0.7, recovery_calls=4, min_recovery_seconds=0.4, floor=0.05, forgive_lone_throttle=False)
 
 
 def test_a_throttling_answer_cuts_the_rate_and_voids_older_slots(client):
@@ -129,3 +129,15 @@ def test_adaptation_can_be_turned_off(client):
     limit = Limit("mediapurge:rl:test:off", 10, 1.0)
     assert limiter.throttled([limit], 0) is None
     assert limiter.factors([limit]) == [1.0]
+
+
+def test_a_lone_throttling_answer_is_forgiven_a_second_within_the_period_cuts(client):
+    limiter = RateLimiter(client, adaptive=AdaptivePolicy(recovery_calls=4, min_recovery_seconds=0.4))
+    limit = Limit("mediapurge:rl:test:lone", 10, 0.5)
+    epoch = limiter.reserve([limit], max_ahead=5).epoch
+    assert limiter.throttled([limit], epoch) is None  # alone: remembered, no cut
+    assert limiter.factors([limit]) == [1.0]
+    time.sleep(0.6)  # more than one period later: still alone
+    assert limiter.throttled([limit], epoch) is None
+    assert limiter.throttled([limit], epoch) == pytest.approx(0.7)  # the second within the period cuts
+    assert limiter.check([limit])[1] == epoch + 1

@@ -74,9 +74,12 @@ return {'1', tostring(wait), tostring(slot), tostring(epoch)}
 """
 
 # KEYS: the call's limits, the one to cut first. ARGV: the epoch the call's slot was reserved in,
-# decrease, floor, base interval and recovery of the first limit. A throttled call reserved before the
-# last cut was sent at the old rate: the cut already answered it. Returns the new factor, or '' when
-# the answer was already accounted for.
+# decrease, floor, base interval, recovery and period of the first limit, and whether a lone throttling
+# answer is forgiven. A throttled call reserved before the last cut was sent at the old rate: the cut
+# already answered it. A lone throttling answer (none other within one period) is remembered, not acted
+# on: at the configured limit, a call delayed on its way can land one over in the vendor's window now and
+# then, and cutting the rate for that would cost far more than the one retry. Returns the new factor,
+# or '' when no cut was made.
 _THROTTLED = _FACTOR + """
 local key, epoch, decrease, floor = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local interval, recovery = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -85,6 +88,11 @@ for i, k in ipairs(KEYS) do
   current = current + tonumber(redis.call('HGET', k .. ':adapt', 'e') or '0')
 end
 if epoch < current then return '' end
+if ARGV[7] == '1' then
+  local period = tonumber(ARGV[6])
+  if redis.call('SET', key .. ':lone', '1', 'NX', 'PX', math.ceil(period * 1000)) then return '' end
+  redis.call('DEL', key .. ':lone')
+end
 local f, e = factor(key, now, recovery, decrease, floor)
 redis.call('HSET', key .. ':adapt', 'w', tostring(f), 't', tostring(now), 'e', tostring(e + 1))
 redis.call('EXPIRE', key .. ':adapt', 86400)
@@ -189,7 +197,10 @@ class RateLimiter:
         if not self._adaptive.enabled or not limits:
             return None
         policy, first = self._adaptive, limits[0]
-        args = [epoch, policy.decrease, policy.floor, first.interval(self._headroom), first.recovery(policy)]
+        args = [
+            epoch, policy.decrease, policy.floor, first.interval(self._headroom), first.recovery(policy), first.period,
+            1 if policy.forgive_lone_throttle else 0,
+        ]
         cut = self._throttled(keys=[limit.key for limit in limits], args=args)
         return float(cut) if cut not in (b"", "") else None
 
