@@ -12,7 +12,7 @@ flat however long the file is.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.inventory import InventoryMedia, InventoryTag
 from models.tables import Item
 from models.types import utcnow
-from worker.errors import Problem, SubmissionRejected
+from worker.errors import Problem
 from worker.outcomes import ItemStatus
-from worker.producer import MAX_PROBLEMS_SHOWN, _rows
+from worker.producer import Screening
 from worker.readers import Row, detect_format, read_items
 from worker.retention_policy import tag_problem
 from worker.settings import Settings
@@ -171,36 +171,16 @@ def register_media(
     """Register (insert or update) every medium, in one transaction. Raises SubmissionRejected listing
     every problem by line and field, writing nothing, if any line is bad."""
     now = now or utcnow()
-    problems: list[Problem] = []
-    problem_count = 0
-    accepted = 0
-
-    def valid_media() -> Iterator[ValidMedia]:
-        nonlocal problem_count, accepted
-        for number, row in _rows(lines):
-            result = row if isinstance(row, Problem) else validator.validate(number, row)
-            if isinstance(result, ValidMedia):
-                accepted += 1
-                if not problem_count:  # after the first problem nothing will be kept: stop writing
-                    yield result
-                continue
-            for problem in [result] if isinstance(result, Problem) else result:
-                problem_count += 1
-                if len(problems) < MAX_PROBLEMS_SHOWN:
-                    problems.append(problem)
-
+    screening = Screening(lines, validator.validate, ValidMedia)
     with sessions() as session:
-        media = valid_media()
+        media = iter(screening)
         while chunk := list(islice(media, UPSERT_CHUNK)):
             _write_chunk(session, chunk, now)
-        if not problem_count and accepted == 0:
-            problems.append(Problem(0, None, "the registration holds no media"))
-            problem_count = 1
-        if problem_count:
+        if rejection := screening.rejection("the registration holds no media"):
             session.rollback()
-            raise SubmissionRejected(problems, problem_count)
+            raise rejection
         session.commit()
-    return Registered(accepted)
+    return Registered(screening.accepted)
 
 
 def register(

@@ -59,6 +59,37 @@ def _rows(lines: Iterable[Row] | Iterable[dict[str, Any]]) -> Iterator[Row]:
             yield Row(number, row if isinstance(row, dict) else Problem(number, None, f"expected an object, got {type(row).__name__}"))
 
 
+class Screening:
+    """Validate rows as they stream by. Iterating yields the valid ones, until the first problem: after
+    it nothing will be kept, so nothing more is yielded, but every line is still checked and counted.
+    Keeps the first MAX_PROBLEMS_SHOWN problems."""
+
+    def __init__(self, lines: Iterable[Row] | Iterable[dict[str, Any]], validate: Callable[[int, dict[str, Any]], Any], valid: type) -> None:
+        self._lines, self._validate, self._valid = lines, validate, valid
+        self.problems: list[Problem] = []
+        self.problem_count = 0
+        self.accepted = 0
+
+    def __iter__(self) -> Iterator[Any]:
+        for number, row in _rows(self._lines):
+            result = row if isinstance(row, Problem) else self._validate(number, row)
+            if isinstance(result, self._valid):
+                self.accepted += 1
+                if not self.problem_count:
+                    yield result
+                continue
+            for problem in [result] if isinstance(result, Problem) else result:
+                self.problem_count += 1
+                if len(self.problems) < MAX_PROBLEMS_SHOWN:
+                    self.problems.append(problem)
+
+    def rejection(self, when_empty: str) -> SubmissionRejected | None:
+        """The refusal to raise once the rows are consumed (``when_empty`` if there were none), or None."""
+        if not self.problem_count and self.accepted == 0:
+            return SubmissionRejected([Problem(0, None, when_empty)], 1)
+        return SubmissionRejected(self.problems, self.problem_count) if self.problem_count else None
+
+
 def _existing(session: Session, key: str) -> Submitted | None:
     job = session.scalars(select(Job).where(Job.idempotency_key == key)).first()
     if job is None:
@@ -124,27 +155,11 @@ def _write(
     session.add(job)
     session.flush()
     now = utcnow()
-    problems: list[Problem] = []
-    problem_count = 0
-    accepted = 0
-
-    def valid_items() -> Iterator[ValidItem]:
-        nonlocal problem_count, accepted
-        for number, row in _rows(lines):
-            result = row if isinstance(row, Problem) else validator.validate(number, row)
-            if isinstance(result, ValidItem):
-                accepted += 1
-                if not problem_count:  # after the first problem nothing will be kept: stop writing
-                    yield result
-                continue
-            for problem in [result] if isinstance(result, Problem) else result:
-                problem_count += 1
-                if len(problems) < MAX_PROBLEMS_SHOWN:
-                    problems.append(problem)
+    screening = Screening(lines, validator.validate, ValidItem)
 
     postgresql_copy = session.get_bind().dialect.name == "postgresql"
     if postgresql_copy:
-        planner.stage_submission(session, valid_items())
+        planner.stage_submission(session, screening)
     else:
         statement = _insert_ignoring_duplicates(session)
         rows = (
@@ -153,16 +168,13 @@ def _write(
                 "group_key": item.group_key, "media_id": item.media_id,
                 "status": ItemStatus.PENDING.value, "attempts": 0, "created_at": now,
             }
-            for item in valid_items()
+            for item in screening
         )
         while chunk := list(islice(rows, INSERT_CHUNK)):
             session.execute(statement, chunk)
-    if not problem_count and accepted == 0:
-        problems.append(Problem(0, None, "the submission holds no items"))
-        problem_count = 1
-    if problem_count:
+    if rejection := screening.rejection("the submission holds no items"):
         session.rollback()
-        raise SubmissionRejected(problems, problem_count)
+        raise rejection
 
     if postgresql_copy:
         # Deduplicated, batched and inserted in SQL: the items are born planned (worker/planner.py).
@@ -170,6 +182,6 @@ def _write(
     else:
         item_count = session.scalar(select(func.count()).select_from(Item).where(Item.job_id == job.id)) or 0
     job.item_count = item_count
-    job.duplicate_count = accepted - item_count
+    job.duplicate_count = screening.accepted - item_count
     session.commit()
-    return Submitted(job.id, True, item_count, accepted - item_count)
+    return Submitted(job.id, True, item_count, job.duplicate_count)

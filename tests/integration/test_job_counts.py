@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import func, make_url, select, text, update
+from sqlalchemy import func, select, update
 
 from migrations.runner import upgrade
 from models import Batch, Item, JobCount, make_engine, make_session_factory
-from tests.conftest import _admin_engine
 from worker import audit, jobs
 from worker.outcomes import CallVerdict, ItemResult, Outcome
 from worker.planner import plan_job
@@ -23,20 +21,13 @@ NOW = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 VALIDATOR = ItemValidator({"huawei": {"default"}, "zego": {"default"}, "aliyun": set()})
 
 
-@pytest.fixture(scope="module")
-def sessions(pg_server_url):
-    name = f"mediapurge_counts_{uuid.uuid4().hex[:8]}"
-    admin = _admin_engine(pg_server_url)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    engine = make_engine(url, pool_size=10)
+@pytest.fixture
+def sessions(pg_url):
+    """Sessions on a new PostgreSQL database (tests/conftest.py's pg_url), migrated to head."""
+    upgrade(pg_url)
+    engine = make_engine(pg_url, pool_size=10)
     yield make_session_factory(engine)
     engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def _counted(sessions, job_id: int) -> dict[tuple[str, str], int]:

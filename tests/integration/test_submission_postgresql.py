@@ -4,14 +4,12 @@ duplicates kept once at their first line, and nothing at all written when one li
 
 from __future__ import annotations
 
-import uuid
 
 import pytest
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, select
 
 from migrations.runner import upgrade
 from models import Base, Batch, Item, Job, make_engine, make_session_factory
-from tests.conftest import _admin_engine
 from worker.errors import SubmissionRejected
 from worker.planner import plan_job, queued_batches
 from worker.producer import submit_job
@@ -21,20 +19,13 @@ pytestmark = pytest.mark.integration
 VALIDATOR = ItemValidator({"huawei": {"default", "eu"}, "zego": {"default"}, "aliyun": {"default"}})
 
 
-@pytest.fixture(scope="module")
-def postgres(pg_server_url):
-    name = f"mediapurge_submit_{uuid.uuid4().hex[:8]}"
-    admin = _admin_engine(pg_server_url)
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(pg_server_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    engine = make_engine(url)
+@pytest.fixture
+def postgres(pg_url):
+    """Sessions on a new PostgreSQL database (tests/conftest.py's pg_url), migrated to head."""
+    upgrade(pg_url)
+    engine = make_engine(pg_url)
     yield make_session_factory(engine)
     engine.dispose()
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture
