@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, Text, case, column, exists, func, literal, select, update, values
+from sqlalchemy import String, Text, bindparam, case, column, exists, func, insert, literal, select, text, update, values
 from sqlalchemy.orm import Session
 
-from models.tables import AccountHalt, Batch, Item, Job, VendorCall
+from models.tables import AccountHalt, Batch, Item, Job, JobCount, VendorCall
+from models.types import UTCDateTime
 from worker.outcomes import BatchStatus, CallVerdict, ItemResult, ItemStatus, JobStatus, Outcome
 
 MESSAGE_LENGTH = 1000
@@ -70,8 +71,9 @@ def record_call(
 
     A split answer decides nothing about any item, so it does not count as an attempt.
     """
-    session.add(
-        VendorCall(
+    # A Core INSERT: compiled once and cached, where the ORM's unit of work costs a flush per call.
+    session.execute(
+        insert(VendorCall).values(
             job_id=call.job_id, batch_id=call.batch_id, action=call.action, account=call.account,
             item_count=len(items), started_at=call.started_at, latency_ms=call.latency_ms,
             http_status=verdict.http_status, vendor_code=_clip(verdict.code), vendor_message=_clip(verdict.message),
@@ -96,14 +98,42 @@ def record_call(
             still_pending.append(item)
         rows.append((item.id, status.value if status else None, _clip(result.code), _clip(message), _clip(result.request_id)))
     if rows:
-        session.execute(_apply_results(rows, call.started_at, now).execution_options(synchronize_session=False))
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(_APPLY_RESULTS_PG, _array_params(rows, call.started_at, now))
+        else:
+            session.execute(_apply_results(rows, call.started_at, now).execution_options(synchronize_session=False))
     session.commit()
     return still_pending
 
 
+# On PostgreSQL the new values travel as five arrays, so the statement text never changes: compiled
+# once per process and cached, where a VALUES list of a hundred rows had to be compiled for every call
+# (half of a worker's CPU at full speed).
+_APPLY_RESULTS_PG = text("""
+UPDATE items AS i SET
+  attempts = i.attempts + 1, vendor_code = new.code, vendor_message = new.message, request_id = new.request_id,
+  first_sent_at = coalesce(i.first_sent_at, :sent_at), last_sent_at = :sent_at,
+  status = coalesce(new.status, i.status),
+  finished_at = CASE WHEN new.status IS NOT NULL THEN :now ELSE i.finished_at END
+FROM unnest(
+  CAST(:ids AS bigint[]), CAST(:statuses AS varchar[]), CAST(:codes AS varchar[]), CAST(:messages AS text[]),
+  CAST(:request_ids AS varchar[])
+) AS new(id, status, code, message, request_id)
+WHERE i.id = new.id AND i.status = 'pending'
+""").bindparams(bindparam("sent_at", type_=UTCDateTime()), bindparam("now", type_=UTCDateTime()))
+
+
+def _array_params(rows: list[tuple], sent_at: datetime, now: datetime) -> dict:
+    ids, statuses, codes, messages, request_ids = (list(column) for column in zip(*rows))
+    return {
+        "ids": ids, "statuses": statuses, "codes": codes, "messages": messages, "request_ids": request_ids,
+        "sent_at": sent_at, "now": now,
+    }
+
+
 def _apply_results(rows: list[tuple], sent_at: datetime, now: datetime):  # noqa: ANN202
-    """One UPDATE for every item of a call, whatever their outcomes: the new values travel as a VALUES
-    list joined on the item id. A row's status is None while the item stays pending."""
+    """One UPDATE for every item of a call, whatever their outcomes (SQLite): the new values travel as
+    a VALUES list joined on the item id. A row's status is None while the item stays pending."""
     new = values(
         column("id", Item.id.type), column("status", String()), column("code", String()), column("message", Text()),
         column("request_id", String()), name="new",
@@ -183,7 +213,7 @@ def finish_job_if_done(session: Session, job_id: int, now: datetime) -> JobStatu
     if cancel_requested(session, job_id):
         status = JobStatus.CANCELLED
     else:
-        failed = session.scalar(select(exists().where(Item.job_id == job_id, Item.status == ItemStatus.FAILED.value)))
+        failed = _any_failed(session, job_id)
         status = JobStatus.COMPLETED_WITH_FAILURES if failed else JobStatus.COMPLETED
     result = session.execute(
         update(Job)
@@ -193,3 +223,12 @@ def finish_job_if_done(session: Session, job_id: int, now: datetime) -> JobStatu
     )
     session.commit()
     return status if result.rowcount else None
+
+
+def _any_failed(session: Session, job_id: int) -> bool:
+    """Whether some item of the job failed. PostgreSQL reads the job's counters (no index of items
+    holds the status, so asking the items would scan the whole job); SQLite asks the items."""
+    if session.get_bind().dialect.name == "postgresql":
+        failed = select(func.sum(JobCount.n)).where(JobCount.job_id == job_id, JobCount.status == ItemStatus.FAILED.value)
+        return (session.scalar(failed) or 0) > 0
+    return bool(session.scalar(select(exists().where(Item.job_id == job_id, Item.status == ItemStatus.FAILED.value))))

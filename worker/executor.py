@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.tables import Batch
 from models.types import utcnow
 from worker import audit, leases
 from worker.errors import ConfigurationError
@@ -79,34 +78,36 @@ def run_batch(rt: Runtime, batch_id: int, permit: Permit | None = None) -> Batch
             raise
 
 
-def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit: Permit | None) -> BatchDecision:
+def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Permit | None) -> BatchDecision:
     settings = rt.settings
-    batch_id = lease.batch_id
-    batch = session.get(Batch, batch_id)
-    assert batch is not None
     op = OPERATIONS[batch.action]
-    pending = audit.pending_items(session, batch_id)
+    pending = audit.pending_items(session, batch.batch_id)
 
     account, refusal = _account_or_refusal(session, settings, batch, op)
     if refusal is not None:
         audit.fail_items(session, [item.id for item in pending], *refusal, rt.clock())
         pending = []
     if not pending:
-        return _finish(session, rt, lease, batch.job_id)
+        return _finish(session, rt, batch)
 
     limits = call_limits(settings, op, account)
     work = _chunks(pending, op.max_batch)
+    still_pending: list[audit.PendingItem] = []  # what the calls left pending, so nobody reads it back
+    cancelled, first = batch.cancel_requested, True
     while work:
-        if audit.cancel_requested(session, batch.job_id):  # the job was cancelled while this batch ran
+        if not first:
+            cancelled = audit.cancel_requested(session, batch.job_id)
+        first = False
+        if cancelled:  # the job was cancelled while this batch ran
             audit.cancel_items(session, [item.id for part in work for item in part], rt.clock())
             break
         chunk = work.popleft()
         waited = _acquire(rt, limits, permit)
         permit = None
         if isinstance(waited, RunAgain):
-            leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
+            leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
             return waited
-        verdict = _call(session, rt, op, account, batch, chunk)
+        verdict, left = _call(session, rt, op, account, batch, chunk)
         if verdict.throttled:
             # Someone else spends part of this quota: slow the operation's limit down for every worker.
             rt.limiter.throttled(limits, waited.epoch)
@@ -120,17 +121,19 @@ def _run_claimed(rt: Runtime, session: Session, lease: leases.Lease, permit: Per
             rest = chunk[middle:] + [item for part in work for item in part]
             rt.dispatch(leases.split_off(session, batch, [item.id for item in rest], rt.clock()))
             work = deque([chunk[:middle]])
+            continue
+        still_pending += left
 
-    if not audit.pending_items(session, batch_id):
-        return _finish(session, rt, lease, batch.job_id)
+    if not still_pending:
+        return _finish(session, rt, batch)
     delay = backoff_delay(settings.retry, batch.attempts + 1, rt.rand)
-    leases.release(session, lease, next_attempt_at=rt.clock() + timedelta(seconds=delay), count_attempt=True)
+    leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=delay), count_attempt=True)
     return RunAgain(delay, reason="retryable answers")
 
 
-def _account_or_refusal(session: Session, settings: Settings, batch: Batch, op: Operation):  # noqa: ANN202
+def _account_or_refusal(session: Session, settings: Settings, batch: leases.Lease, op: Operation):  # noqa: ANN202
     """(the batch's account, None), or (None, (code, message)) when the batch must fail unsent."""
-    halt = audit.account_halt(session, batch.job_id, op.vendor, batch.account)
+    halt = audit.account_halt(session, batch.job_id, op.vendor, batch.account) if batch.account_halted else None
     if halt is not None:
         reason = f"{op.vendor} account {batch.account!r} halted for this job after {halt.vendor_code}: {halt.vendor_message}"
         return None, ("AccountHalted", reason)
@@ -140,10 +143,10 @@ def _account_or_refusal(session: Session, settings: Settings, batch: Batch, op: 
         return None, ("AccountNotConfigured", str(exc))
 
 
-def _finish(session: Session, rt: Runtime, lease: leases.Lease, job_id: int) -> Finished:
+def _finish(session: Session, rt: Runtime, lease: leases.Lease) -> Finished:
     now = rt.clock()
     leases.finish(session, lease, now)
-    return Finished(job_id, audit.finish_job_if_done(session, job_id, now))
+    return Finished(lease.job_id, audit.finish_job_if_done(session, lease.job_id, now))
 
 
 def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Permit | RunAgain:
@@ -179,8 +182,9 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Per
 
 
 def _call(
-    session: Session, rt: Runtime, op: Operation, account, batch: Batch, chunk: list[audit.PendingItem]  # noqa: ANN001
-) -> CallVerdict:
+    session: Session, rt: Runtime, op: Operation, account, batch: leases.Lease, chunk: list[audit.PendingItem]  # noqa: ANN001
+) -> tuple[CallVerdict, list[audit.PendingItem]]:
+    """Send one chunk and record what came back: (the verdict, the chunk's items still pending)."""
     media_ids = [item.media_id for item in chunk]
     started_at = rt.clock()
     started = time.perf_counter()
@@ -206,8 +210,8 @@ def _call(
     # Never log the request URL: for Alibaba Cloud and ZEGO it carries the signature.
     log.info(
         "%s batch=%s account=%s ids=%d http=%s code=%s request_id=%s %.1fms",
-        op.action, batch.id, batch.account, len(media_ids), verdict.http_status, verdict.code, verdict.request_id, latency_ms,
+        op.action, batch.batch_id, batch.account, len(media_ids), verdict.http_status, verdict.code, verdict.request_id, latency_ms,
     )
-    call = audit.CallRecord(batch.job_id, batch.id, op.action, batch.account, started_at, latency_ms)
-    audit.record_call(session, call, chunk, verdict, max_attempts=rt.settings.retry.max_attempts, now=rt.clock())
-    return verdict
+    call = audit.CallRecord(batch.job_id, batch.batch_id, op.action, batch.account, started_at, latency_ms)
+    left = audit.record_call(session, call, chunk, verdict, max_attempts=rt.settings.retry.max_attempts, now=rt.clock())
+    return verdict, left

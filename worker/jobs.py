@@ -140,9 +140,13 @@ def job_status(session: Session, job_id: int) -> JobSummary:
 
 def _status_counts(session: Session, job_id: int) -> list[tuple[str, str, int]]:
     """(action, status, count) of the job's items: PostgreSQL keeps them in job_counts (triggers,
-    migration 0004), so a million-item job costs a few rows; elsewhere the items are counted."""
+    migrations 0004, 0005), so a million-item job costs a few rows; elsewhere the items are counted."""
     if session.get_bind().dialect.name == "postgresql":
-        rows = session.execute(select(JobCount.action, JobCount.status, JobCount.n).where(JobCount.job_id == job_id, JobCount.n > 0))
+        total = func.sum(JobCount.n)
+        rows = session.execute(
+            select(JobCount.action, JobCount.status, total)
+            .where(JobCount.job_id == job_id).group_by(JobCount.action, JobCount.status).having(total > 0)
+        )
     else:
         rows = session.execute(
             select(Item.action, Item.status, func.count()).where(Item.job_id == job_id).group_by(Item.action, Item.status)

@@ -11,10 +11,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import Session
 
-from models.tables import Batch, Item
+from models.tables import AccountHalt, Batch, Item, Job
 from worker.outcomes import BatchStatus
 
 # A message may arrive a little before the batch's next_attempt_at (clocks of different hosts).
@@ -23,13 +23,29 @@ EARLY_ARRIVAL_SLACK = timedelta(seconds=2)
 
 @dataclass(frozen=True)
 class Lease:
+    """A claim on one batch, with what the claim read of it (the batch's row is not read again)."""
+
     batch_id: int
     token: str
+    job_id: int = 0
+    action: str = ""
+    account: str = ""
+    group_key: str = ""
+    attempts: int = 0
+    cancel_requested: bool = False  # the job's cancel was requested when the batch was claimed
+    account_halted: bool = False  # the batch's account was halted for the job when it was claimed
 
 
 def claim(session: Session, batch_id: int, now: datetime, lease_seconds: float) -> Lease | None:
+    """Take the batch if it is due and nobody holds it. One statement: the claim returns what the
+    executor needs to know about the batch, its job's cancel flag and its account's halt."""
     token = str(uuid.uuid4())
-    result = session.execute(
+    cancel = select(Job.cancel_requested_at.is_not(None)).where(Job.id == Batch.job_id).scalar_subquery()
+    halted = exists().where(
+        AccountHalt.job_id == Batch.job_id, AccountHalt.account == Batch.account,
+        Batch.action.startswith(AccountHalt.vendor.concat(".")),
+    )
+    row = session.execute(
         update(Batch)
         .where(
             Batch.id == batch_id,
@@ -45,10 +61,14 @@ def claim(session: Session, batch_id: int, now: datetime, lease_seconds: float) 
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             version=Batch.version + 1,
         )
+        .returning(Batch.job_id, Batch.action, Batch.account, Batch.group_key, Batch.attempts, cancel, halted)
         .execution_options(synchronize_session=False)
-    )
+    ).first()
     session.commit()
-    return Lease(batch_id, token) if result.rowcount == 1 else None
+    if row is None:
+        return None
+    job_id, action, account, group_key, attempts, cancelled, halt = row
+    return Lease(batch_id, token, job_id, action, account, group_key, attempts, bool(cancelled), bool(halt))
 
 
 def release(session: Session, lease: Lease, *, next_attempt_at: datetime | None, count_attempt: bool) -> None:
@@ -80,7 +100,7 @@ def finish(session: Session, lease: Lease, now: datetime) -> None:
     session.commit()
 
 
-def split_off(session: Session, batch: Batch, item_ids: list[int], now: datetime) -> int:
+def split_off(session: Session, batch: Lease, item_ids: list[int], now: datetime) -> int:
     """Move ``item_ids`` out of ``batch`` into a new queued batch; returns its id.
 
     Used when the vendor refused a call for an id it did not name: each half is then its own batch, so
@@ -98,7 +118,9 @@ def split_off(session: Session, batch: Batch, item_ids: list[int], now: datetime
     session.execute(
         update(Item).where(Item.id.in_(item_ids)).values(batch_id=new.id).execution_options(synchronize_session=False)
     )
-    remaining = session.scalar(select(Batch.item_count).where(Batch.id == batch.id)) - len(item_ids)
-    session.execute(update(Batch).where(Batch.id == batch.id).values(item_count=remaining).execution_options(synchronize_session=False))
+    session.execute(
+        update(Batch).where(Batch.id == batch.batch_id).values(item_count=Batch.item_count - len(item_ids))
+        .execution_options(synchronize_session=False)
+    )
     session.commit()
     return new.id

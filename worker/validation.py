@@ -8,6 +8,7 @@ here rather than escaped: a comma would split a DeleteStream JobIds list or a Hu
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,7 +20,10 @@ from worker.vendors import OPERATIONS, Operation
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_LENGTH = 64
-_FORBIDDEN = {",": "comma", "&": "ampersand", "=": "equals sign", "[": "bracket", "]": "bracket", "%": "percent sign"}
+_FORBIDDEN = {",": "a comma", "&": "an ampersand", "=": "an equals sign", "[": "a bracket", "]": "a bracket", "%": "a percent sign"}
+# Printable ASCII without a forbidden character: nearly every real id. One regex match accepts it,
+# instead of a Unicode category lookup per character (most of a million-item submission's time).
+_PLAIN_ID = re.compile("[" + "".join(re.escape(chr(c)) for c in range(0x21, 0x7F) if chr(c) not in _FORBIDDEN) + "]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,9 +49,11 @@ def id_problem(value: str) -> str | None:
         return "must not be empty"
     if len(value) > ID_LENGTH:
         return f"is {len(value)} characters long, the limit is {ID_LENGTH}"
+    if _PLAIN_ID.fullmatch(value):
+        return None
     for char in value:
         if char in _FORBIDDEN:
-            return f"contains a {_FORBIDDEN[char]} ({char!r}), which would change the request's meaning"
+            return f"contains {_FORBIDDEN[char]} ({char!r}), which would change the request's meaning"
         category = unicodedata.category(char)
         if char.isspace() or category[0] == "Z":
             return f"contains whitespace ({char!r})"

@@ -33,7 +33,8 @@ def sessions(pg_url):
 def _counted(sessions, job_id: int) -> dict[tuple[str, str], int]:
     with sessions() as session:
         kept = {(a, s): n for a, s, n in session.execute(
-            select(JobCount.action, JobCount.status, JobCount.n).where(JobCount.job_id == job_id, JobCount.n != 0))}
+            select(JobCount.action, JobCount.status, func.sum(JobCount.n)).where(JobCount.job_id == job_id)
+            .group_by(JobCount.action, JobCount.status).having(func.sum(JobCount.n) != 0))}
         real = {(a, s): n for a, s, n in session.execute(
             select(Item.action, Item.status, func.count()).where(Item.job_id == job_id).group_by(Item.action, Item.status))}
     assert kept == real

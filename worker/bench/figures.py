@@ -56,14 +56,19 @@ def audit_figures(stack: BenchStack, job_id: int) -> dict[str, Any]:
         "SELECT count(*), count(*) FILTER (WHERE verdict LIKE '%retryable%' OR verdict = 'throttled') FROM vendor_calls WHERE job_id = :job_id",
         job_id=job_id,
     )
-    [(items, duration)] = stack.query(
-        "SELECT item_count, extract(epoch FROM finished_at - created_at) FROM jobs WHERE id = :job_id", job_id=job_id
+    [(items, duration, planned, first_call)] = stack.query(
+        "SELECT item_count, extract(epoch FROM finished_at - created_at), extract(epoch FROM planned_at - created_at), "
+        "extract(epoch FROM (SELECT min(started_at) FROM vendor_calls WHERE job_id = :job_id) - created_at) "
+        "FROM jobs WHERE id = :job_id",
+        job_id=job_id,
     )
     statuses = dict(stack.query("SELECT status, count(*) FROM items WHERE job_id = :job_id GROUP BY status", job_id=job_id))
     return {
         "items": items,
         "job_seconds": round(float(duration), 2) if duration is not None else None,
         "items_per_s_job": round(items / float(duration), 1) if duration else None,
+        "submit_to_planned_s": round(float(planned), 2) if planned is not None else None,
+        "submit_to_first_call_s": round(float(first_call), 2) if first_call is not None else None,
         "submit_to_done_p50_s": round(float(p50), 2) if p50 is not None else None,
         "submit_to_done_p99_s": round(float(p99), 2) if p99 is not None else None,
         "submit_to_done_max_s": round(float(worst), 2) if worst is not None else None,

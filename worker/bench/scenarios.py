@@ -54,11 +54,14 @@ def _seed_and_items(stack: BenchStack, counts: Mapping[str, int], accounts: Mapp
     return path
 
 
-def _run_job(stack: BenchStack, opts: Options, path: Path, *, during: Callable[[], None] | None = None) -> tuple[int, dict[str, Any]]:
-    """Start one worker, submit, let the others join ``stagger`` seconds apart, wait for the end."""
-    stack.add_workers(1, opts.concurrency)
+def _run_job(
+    stack: BenchStack, opts: Options, path: Path, *, during: Callable[[], None] | None = None, workers_first: bool = False,
+) -> tuple[int, dict[str, Any]]:
+    """Start one worker, submit, let the others join ``stagger`` seconds apart, wait for the end; or,
+    ``workers_first``, submit to workers that are all running already (a service in steady state)."""
+    stack.add_workers(opts.workers if workers_first else 1, opts.concurrency)
     job_id, _ = stack.submit(path)
-    if opts.workers > 1:
+    if opts.workers > 1 and not workers_first:
         time.sleep(opts.stagger)
         stack.add_workers(opts.workers - 1, opts.concurrency, stagger=opts.stagger, prefix="late")
     if during is not None:
@@ -179,7 +182,7 @@ def pipeline(opts: Options, files: int) -> dict[str, Any]:
     with BenchStack.start(opts.services, opts.log_dir / "pipeline", rate_limits=unlimited) as stack:
         stack.sandbox.post("limits", {"*": None})
         path = _seed_and_items(stack, {"zego.DeleteMedia": files}, DEFAULT_ACCOUNTS, missing=0.0)
-        job_id, audit = _run_job(stack, Options(**{**opts.__dict__, "stagger": 0.0}), path)
+        job_id, audit = _run_job(stack, opts, path, workers_first=True)
         calls = stack.sandbox.calls()
         return {
             "scenario": "pipeline", "files": files, "workers": opts.workers, "concurrency": opts.concurrency,
