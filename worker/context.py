@@ -60,6 +60,7 @@ def build_runtime(config: Settings) -> Runtime:
         follow_redirects=False,
     )
     limiter = RateLimiter(
-        redis.Redis.from_url(config.rate_limit_store_url), headroom=config.rate_limit_headroom, adaptive=config.adaptive
+        redis.Redis.from_url(config.rate_limit_store_url), headroom=config.rate_limit_headroom, adaptive=config.adaptive,
+        guard=config.rate_limit_guard,
     )
     return Runtime(settings=config, sessions=make_session_factory(engine), http=http, limiter=limiter, dispatch=dispatch_batch)

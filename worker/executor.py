@@ -20,7 +20,7 @@ from models.types import utcnow
 from worker import audit, leases
 from worker.errors import ConfigurationError
 from worker.outcomes import CallVerdict, Outcome
-from worker.ratelimit import Limit, RateLimiter, limits_for
+from worker.ratelimit import Admission, Limit, RateLimiter, limits_for
 from worker.retry import BatchDecision, Finished, Permit, RunAgain, Skipped, backoff_delay
 from worker.settings import Settings
 from worker.vendors import OPERATIONS, Operation
@@ -48,12 +48,6 @@ def call_limits(settings: Settings, op: Operation, account) -> list[Limit]:  # n
     rate = account.rate_limits.get(op.name, op.default_rate)
     account_rate = account.rate_limits.get("*", op.account_rate)
     return limits_for(op.vendor, op.name, account.quota_identity, rate, account_rate)
-
-
-def late_tolerance(settings: Settings, limits: Sequence[Limit]) -> float:
-    """How late a reserved slot may be used without any window holding more than its limit: slots are
-    period/(calls x headroom) apart, which leaves period x (1/headroom - 1) of slack per window."""
-    return min((limit.period * (1 / settings.rate_limit_headroom - 1) for limit in limits), default=0.0)
 
 
 def _chunks(items: list[audit.PendingItem], size: int) -> deque[list[audit.PendingItem]]:
@@ -102,13 +96,18 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
             audit.cancel_items(session, [item.id for part in work for item in part], rt.clock())
             break
         chunk = work.popleft()
-        waited = _acquire(rt, limits, permit)
-        permit = None
-        if isinstance(waited, RunAgain):
-            leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
-            return waited
-        verdict, left = _call(session, rt, op, account, batch, chunk)
-        if verdict.throttled:
+        # Built before its slot, so that nothing but the send itself lies between the call's admission
+        # and its arrival at the vendor (admission counts the vendor's window from that moment).
+        request = _prepare(rt, op, account, batch, chunk)
+        waited: Permit | RunAgain | None = None
+        if isinstance(request, httpx.Request):
+            waited = _acquire(rt, limits, permit)
+            permit = None
+            if isinstance(waited, RunAgain):
+                leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
+                return waited
+        verdict, left = _call(session, rt, op, batch, chunk, request)
+        if verdict.throttled and waited is not None:
             # Someone else spends part of this quota: slow the operation's limit down for every worker.
             rt.limiter.throttled(limits, waited.epoch)
         if verdict.halt_account:
@@ -150,15 +149,15 @@ def _finish(session: Session, rt: Runtime, lease: leases.Lease) -> Finished:
 
 
 def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Permit | RunAgain:
-    """Wait for this call's rate-limit slot, or return a RunAgain that gives the worker slot back meanwhile.
+    """Wait for this call's rate-limit slot and its admission, or return a RunAgain that gives the
+    worker slot back meanwhile.
 
-    A slot is used only if it is not late by more than the limits' tolerance (a process descheduled
-    past its slot takes a new one rather than crowd the next window), and only if no throttling answer
-    cut the limits since it was reserved (it was spaced for the old rate).
+    A slot void after a throttling cut (it was spaced for the old rate) is given up for a new one. A
+    slot reached late is still used: admission (``RateLimiter.admit``) holds the call back just as long
+    as the vendor's window needs, which costs less than queueing again behind every reserved slot.
     """
     settings = rt.settings
-    tolerance = late_tolerance(settings, limits)
-    for _ in range(10):
+    for _ in range(20):
         if permit is None:
             reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead)
             if not reservation.granted:
@@ -169,43 +168,50 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Per
                 # Back a little early: a countdown message starts tens of milliseconds late, which would
                 # waste the slot; the rest of the wait is slept here, to the millisecond.
                 return RunAgain(reservation.wait - settings.permit_lead, permit=permit, reason="waiting for its rate-limit slot")
-        now, epoch = rt.limiter.check(limits)
-        if permit.slot > now:
-            rt.sleep(permit.slot - now)
-            now, epoch = rt.limiter.check(limits)
-        if epoch == permit.epoch and permit.slot - now >= -tolerance:
+        answer = rt.limiter.admit(limits, permit.slot, permit.epoch)
+        if answer.verdict is Admission.ADMITTED:
             return permit
-        # Too late to use without crowding the next window, or void after a cut: take a new one.
-        log.info("rate-limit slot %s by %.3f s; reserving another", "void" if epoch != permit.epoch else "late", now - permit.slot)
-        permit = None
-    return RunAgain(settings.max_inline_wait, reason="rate-limit slots kept slipping by")
+        if answer.verdict is Admission.VOID:
+            log.info("rate-limit slot void after a cut; reserving another")
+            permit = None
+        elif answer.wait > settings.max_inline_wait:
+            return RunAgain(answer.wait - settings.permit_lead, permit=permit, reason="waiting for its rate-limit slot")
+        else:
+            rt.sleep(answer.wait)
+    return RunAgain(settings.max_inline_wait, reason="rate-limit admission kept being put off")
+
+
+def _prepare(rt: Runtime, op: Operation, account, batch: leases.Lease, chunk: list[audit.PendingItem]):  # noqa: ANN001, ANN202
+    """The signed request for ``chunk``, or the verdict that it must not be sent."""
+    media_ids = [item.media_id for item in chunk]
+    try:
+        return op.build_request(account, batch.group_key, media_ids, rt.clock(), uuid.uuid4().hex)
+    except ValueError as exc:
+        # Submission validation refuses such ids first; this guard keeps a bad row from ever being sent.
+        return same_for_all(media_ids, Outcome.FAILED, http_status=None, code="RefusedLocally", message=str(exc), request_id=None)
 
 
 def _call(
-    session: Session, rt: Runtime, op: Operation, account, batch: leases.Lease, chunk: list[audit.PendingItem]  # noqa: ANN001
+    session: Session, rt: Runtime, op: Operation, batch: leases.Lease, chunk: list[audit.PendingItem],
+    request: httpx.Request | CallVerdict,
 ) -> tuple[CallVerdict, list[audit.PendingItem]]:
-    """Send one chunk and record what came back: (the verdict, the chunk's items still pending)."""
+    """Send one prepared chunk and record what came back: (the verdict, the chunk's items still pending)."""
     media_ids = [item.media_id for item in chunk]
     started_at = rt.clock()
     started = time.perf_counter()
-    try:
-        request = op.build_request(account, batch.group_key, media_ids, started_at, uuid.uuid4().hex)
-    except ValueError as exc:
-        # Submission validation refuses such ids first; this guard keeps a bad row from ever being sent.
-        verdict = same_for_all(media_ids, Outcome.FAILED, http_status=None, code="RefusedLocally", message=str(exc), request_id=None)
-        response = None
+    if isinstance(request, CallVerdict):
+        verdict = request
     else:
         try:
             response = rt.http.send(request)
         except httpx.HTTPError as exc:
             verdict = transport_failure(media_ids, exc)
-            response = None
-    if response is not None:
-        try:
-            verdict = op.classify(media_ids, response)
-        except Exception as exc:  # a classification bug must not lose the call's record
-            log.exception("classifying %s answer failed", op.action)
-            verdict = transport_failure(media_ids, exc)
+        else:
+            try:
+                verdict = op.classify(media_ids, response)
+            except Exception as exc:  # a classification bug must not lose the call's record
+                log.exception("classifying %s answer failed", op.action)
+                verdict = transport_failure(media_ids, exc)
     latency_ms = (time.perf_counter() - started) * 1000
     # Never log the request URL: for Alibaba Cloud and ZEGO it carries the signature.
     log.info(

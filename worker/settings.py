@@ -248,9 +248,15 @@ class Settings(BaseSettings):
     accounts: Accounts = Field(default_factory=Accounts)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     http_timeout: Annotated[float, Field(gt=0)] = 10.0
-    # Aim this fraction under a published limit so clock jitter between our sender and the vendor's
-    # counter never shows a window over the limit.
-    rate_limit_headroom: Annotated[float, Field(gt=0, le=1)] = 0.98
+    # Slots are spaced for this fraction of a limit: the average rate. What keeps every vendor window
+    # at or under the limit is admission (below); the headroom leaves it room, so that it only delays
+    # the call after a late one. 0.985 of 20/s: 19.7 calls/s, 20 calls spanning 1.015 s.
+    rate_limit_headroom: Annotated[float, Field(gt=0, le=1)] = 0.985
+    # A call is admitted only when the window of the vendor's period, widened by this guard, holds
+    # fewer than the limit's calls (worker/ratelimit/gcra.py): it covers the time from admission to the
+    # vendor's arrival stamp. Keep it at most period x (1/headroom - 1), 15 ms at 20/s and 0.985, or
+    # admission, not the slots, sets the pace.
+    rate_limit_guard: Annotated[float, Field(ge=0, le=1)] = 0.015
     # A batch whose next permit is further away than this gives its worker slot back and is requeued
     # with a countdown, instead of sleeping in the slot.
     adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy)

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from worker.ratelimit import Limit, RateLimiter, limits_for
+from worker.ratelimit import Admission, Limit, RateLimiter, limits_for
 from worker.settings import AdaptivePolicy
 
 pytestmark = pytest.mark.integration
@@ -141,3 +141,35 @@ def test_a_lone_throttling_answer_is_forgiven_a_second_within_the_period_cuts(cl
     assert limiter.throttled([limit], epoch) is None
     assert limiter.throttled([limit], epoch) == pytest.approx(0.7)  # the second within the period cuts
     assert limiter.check([limit])[1] == epoch + 1
+
+
+def test_admission_keeps_every_window_at_the_limit_whoever_was_late(client):
+    """Slots reached late bunch calls together; admission holds back exactly the ones that would
+    put more than `calls` into one period (plus the guard)."""
+    limiter = RateLimiter(client, guard=0.01)
+    limit = Limit("mediapurge:rl:test:admit", 5, 0.5)
+    now = limiter.now()
+    answers = [limiter.admit([limit], now - 1.0, 0) for _ in range(5)]  # five callers, all late
+    assert {a.verdict for a in answers} == {Admission.ADMITTED}
+    sixth = limiter.admit([limit], now - 1.0, 0)
+    assert sixth.verdict is Admission.WAIT and 0.45 < sixth.wait <= 0.51  # until the first leaves the window
+    time.sleep(sixth.wait)
+    assert limiter.admit([limit], now - 1.0, 0).verdict is Admission.ADMITTED
+
+
+def test_admission_waits_for_the_slot_and_refuses_a_void_one(client):
+    limiter = RateLimiter(client, adaptive=ADAPTIVE)
+    limit = Limit("mediapurge:rl:test:admit-slot", 10, 1.0)
+    early = limiter.admit([limit], limiter.now() + 0.3, 0)
+    assert early.verdict is Admission.WAIT and 0.25 < early.wait <= 0.3
+    limiter.throttled([limit], 0)  # a cut: slots of epoch 0 are void
+    void = limiter.admit([limit], limiter.now(), 0)
+    assert void.verdict is Admission.VOID and void.epoch == 1
+    assert limiter.admit([limit], limiter.now(), 1).verdict is Admission.ADMITTED
+
+
+def test_a_fractional_limit_admits_whole_calls(client):
+    limiter = RateLimiter(client, guard=0.0)
+    limit = Limit("mediapurge:rl:test:admit-fraction", 2.5, 1.0)
+    now = limiter.now()
+    assert [limiter.admit([limit], now, 0).verdict for _ in range(3)] == [Admission.ADMITTED, Admission.ADMITTED, Admission.WAIT]

@@ -10,27 +10,35 @@ from models import Batch, Item, Job
 from worker.executor import Runtime
 from worker.planner import plan_job
 from worker.producer import submit_job
-from worker.ratelimit import Reservation
+from worker.ratelimit import Admission, AdmissionAnswer, Reservation
 from worker.settings import Settings
 from worker.validation import ItemValidator
 
 
 class GrantingLimiter:
-    """Test double: every slot is free now, or, when ``queue_seconds`` is set, that far away."""
+    """Test double: every slot is free now, or, when ``queue_seconds`` is set, that far away; a slot
+    is admitted unless a cut voided it or ``admission_waits`` holds waits to answer first."""
 
     def __init__(self) -> None:
         self.queue_seconds = 0.0
         self.reservations = 0
         self.epoch = 0
         self.throttled_slots = []
+        self.admission_waits = []  # WAIT answers admit() gives before admitting
+        self.admitted = []
 
     def reserve(self, limits, max_ahead):
         self.reservations += 1
         granted = self.queue_seconds <= max_ahead
         return Reservation(granted, self.queue_seconds, 1000.0 + self.queue_seconds, self.epoch)
 
-    def check(self, limits):
-        return 1000.0, self.epoch
+    def admit(self, limits, slot, epoch):
+        if epoch != self.epoch:
+            return AdmissionAnswer(Admission.VOID, epoch=self.epoch)
+        if self.admission_waits:
+            return AdmissionAnswer(Admission.WAIT, self.admission_waits.pop(0), self.epoch)
+        self.admitted.append(slot)
+        return AdmissionAnswer(Admission.ADMITTED, epoch=self.epoch)
 
     def throttled(self, limits, epoch):
         self.throttled_slots.append((limits[0].key, epoch))

@@ -203,3 +203,26 @@ def test_a_slot_beyond_the_reservation_horizon_is_not_reserved(env):
     decision = run_batch(rt, batch_id)
     assert decision == RunAgain(20.0, permit=None, reason="rate limit queue is long")
     assert calls == []
+
+
+def test_a_call_waits_for_admission_in_its_slot(env):
+    """The window is full (someone reached a slot late): the call sleeps what admission says, then goes."""
+    rt, handlers, calls = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    handlers.append(lambda r: httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]}))
+    slept = []
+    rt.sleep = slept.append
+    rt.limiter.admission_waits = [0.004, 0.002]
+    assert isinstance(run_batch(rt, batch_id), Finished)
+    assert slept == [0.004, 0.002] and rt.limiter.admitted == [1000.0] and len(calls) == 1
+    assert rt.limiter.reservations == 1  # the same slot, not a new one
+
+
+def test_a_long_admission_wait_gives_the_worker_back_with_the_permit(env):
+    rt, handlers, calls = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    rt.limiter.admission_waits = [SETTINGS.max_inline_wait + 2.0]
+    decision = run_batch(rt, batch_id)
+    assert decision == RunAgain(SETTINGS.max_inline_wait + 2.0 - SETTINGS.permit_lead, permit=Permit(1000.0, 0),
+                                reason="waiting for its rate-limit slot")
+    assert calls == []

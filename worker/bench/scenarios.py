@@ -70,6 +70,21 @@ def _run_job(
     return job_id, audit_figures(stack, job_id)
 
 
+def _keep_call_log(stack: BenchStack, directory: Path, job_id: int, calls: list[dict[str, Any]]) -> None:
+    """What the vendor saw (arrival times) and what the workers recorded (call start, request id), one
+    JSON line each, in the logs directory: where a window went over, the two together say why."""
+    with (directory / "sandbox-calls.jsonl").open("w", encoding="utf-8") as out:
+        for call in calls:
+            out.write(json.dumps({k: v for k, v in call.items() if k not in ("ids", "deleted")}) + "\n")
+    rows = stack.query(
+        "SELECT extract(epoch FROM started_at), latency_ms, request_id, verdict FROM vendor_calls WHERE job_id = :job_id ORDER BY started_at",
+        job_id=job_id,
+    )
+    with (directory / "worker-calls.jsonl").open("w", encoding="utf-8") as out:
+        for started, latency, request_id, verdict in rows:
+            out.write(json.dumps({"started": float(started), "latency_ms": latency, "request_id": request_id, "verdict": verdict}) + "\n")
+
+
 def fidelity(opts: Options, files: int) -> dict[str, Any]:
     """One ZEGO app at its published 20 calls/s, shared by worker processes started at different times."""
     with BenchStack.start(opts.services, opts.log_dir / "fidelity", headroom=opts.headroom) as stack:
@@ -77,6 +92,7 @@ def fidelity(opts: Options, files: int) -> dict[str, Any]:
         path = _seed_and_items(stack, {"zego.DeleteMedia": files}, DEFAULT_ACCOUNTS)
         job_id, audit = _run_job(stack, opts, path)
         calls = stack.sandbox.calls()
+        _keep_call_log(stack, opts.log_dir / "fidelity", job_id, calls)
         all_started = calls[0]["t"] + opts.stagger * opts.workers + 2.0
         return {
             "scenario": "fidelity", "limit": "zego.DeleteMedia 20/s per AppId", "files": files,

@@ -65,6 +65,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _ahead_of_the_workers() -> None:
+    """The sandbox stands for the vendors' own machines, whose arrival stamps never wait for our
+    workers to be scheduled: where allowed (root), it runs at a higher scheduling priority than they do."""
+    try:
+        os.nice(-10)
+    except OSError:
+        pass
+
+
 class SandboxProcess:
     """``mediapurge sandbox`` as a child process, driven through its control API."""
 
@@ -77,6 +86,7 @@ class SandboxProcess:
             self.process = subprocess.Popen(
                 [str(Path(sys.executable).with_name("mediapurge")), "sandbox", "--port", str(self.port)],
                 env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=_ahead_of_the_workers,
             )
         deadline = time.monotonic() + 30
         while True:

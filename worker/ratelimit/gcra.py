@@ -19,12 +19,23 @@ first, flat near the rate that was throttled (so it probes that ceiling gently a
 again beyond it, up to the configured limit (never above). The factor is a function of Redis time, kept
 in one hash per limit, so every process computes the same one without any per-call write.
 A cut also restarts the limit's timeline and bumps its *epoch*: slots reserved before the cut, at the
-old rate, are refused when their holders come to use them (``check``), and those holders reserve again.
+old rate, are refused when their holders come to use them (``admit``), and those holders reserve again.
+
+Admission: a slot says when a call may go, but a process can reach its slot late (descheduled, a slow
+query), and a late call followed by an on-time one puts two calls closer than the spacing. So each call
+is also *admitted* at the moment it is sent: Redis keeps, per limit, the times of the last ``calls``
+admissions, and a call is admitted only if the oldest of them is more than ``period + guard`` ago. No
+window of the vendor's period can then hold more than ``calls`` calls, however late anyone was; the
+guard covers the few milliseconds between admission and the vendor's arrival stamp. On schedule the
+spacing leaves ``period x (1/headroom - 1)`` (15 ms at 20/s and 0.985) of slack, as much as the guard, so
+admission only ever delays the call that follows a late one.
 """
 
 from __future__ import annotations
 
+import enum
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -103,6 +114,37 @@ redis.call('SET', key, tostring(next_free), 'PX', math.ceil(interval / cut * 100
 return tostring(cut)
 """
 
+# KEYS: limits. ARGV: the slot, the epoch it was reserved in, the guard, then per key its calls (an
+# integer) and period. Returns {verdict, seconds, epoch}: 'ok' (admitted and recorded; seconds = now),
+# 'void' (a cut since the reservation: reserve again) or 'wait' (seconds until the slot, or until the
+# oldest of the last `calls` admissions leaves the window).
+_ADMIT = _FACTOR + """
+local slot, want, guard = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local epoch = 0
+for i, key in ipairs(KEYS) do
+  epoch = epoch + tonumber(redis.call('HGET', key .. ':adapt', 'e') or '0')
+end
+if epoch ~= want then return {'void', '0', tostring(epoch)} end
+if slot > now then return {'wait', tostring(slot - now), tostring(epoch)} end
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local calls, period = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local oldest = redis.call('LINDEX', key .. ':sent', calls - 1)
+  if oldest then
+    local w = tonumber(oldest) + period + guard - now
+    if w > wait then wait = w end
+  end
+end
+if wait > 0 then return {'wait', tostring(wait), tostring(epoch)} end
+for i, key in ipairs(KEYS) do
+  local calls, period = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  redis.call('LPUSH', key .. ':sent', tostring(now))
+  redis.call('LTRIM', key .. ':sent', 0, calls - 1)
+  redis.call('PEXPIRE', key .. ':sent', math.ceil((period + guard) * 1000) + 1000)
+end
+return {'ok', tostring(now), tostring(epoch)}
+"""
+
 # KEYS: limits. Returns {now, epoch} as strings.
 _CHECK = _FACTOR + """
 local epoch = 0
@@ -131,6 +173,11 @@ class Limit:
     calls: float
     period: float
 
+    @property
+    def whole_calls(self) -> int:
+        """The calls a window may hold, as a count ("2.5/s" allows 2 in any second)."""
+        return max(1, math.floor(self.calls + 1e-9))
+
     def interval(self, headroom: float) -> float:
         return self.period / (self.calls * headroom)
 
@@ -138,6 +185,19 @@ class Limit:
         """Seconds for the rate to climb back to the one that was throttled: about ``recovery_calls``
         calls at the configured rate, so a cut costs the same number of calls whatever the limit."""
         return max(policy.min_recovery_seconds, policy.recovery_calls * self.period / self.calls)
+
+
+class Admission(enum.Enum):
+    ADMITTED = "ok"
+    VOID = "void"  # the limits were cut since the slot was reserved: reserve another
+    WAIT = "wait"  # too early: for the slot, or for the window to make room
+
+
+@dataclass(frozen=True)
+class AdmissionAnswer:
+    verdict: Admission
+    wait: float = 0.0  # seconds to wait before asking again (WAIT only)
+    epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,13 +222,17 @@ def limits_for(vendor: str, operation: str, identity: str, operation_rate: str, 
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, headroom: float = 1.0, adaptive: AdaptivePolicy | None = None) -> None:
+    def __init__(
+        self, client: redis.Redis, headroom: float = 1.0, adaptive: AdaptivePolicy | None = None, guard: float = 0.015,
+    ) -> None:
         self._client = client
         self._headroom = headroom
+        self._guard = guard
         self._adaptive = adaptive or AdaptivePolicy()
         self._reserve = client.register_script(_RESERVE)
         self._throttled = client.register_script(_THROTTLED)
         self._check = client.register_script(_CHECK)
+        self._admit = client.register_script(_ADMIT)
         self._factors = client.register_script(_FACTORS)
 
     def reserve(self, limits: Sequence[Limit], max_ahead: float) -> Reservation:
@@ -180,6 +244,18 @@ class RateLimiter:
             args += [limit.interval(self._headroom), limit.recovery(policy)]
         granted, wait, slot, epoch = self._reserve(keys=[limit.key for limit in limits], args=args)
         return Reservation(granted in (b"1", "1"), max(0.0, float(wait)), float(slot), int(float(epoch)))
+
+    def admit(self, limits: Sequence[Limit], slot: float, epoch: int) -> AdmissionAnswer:
+        """Send now? Yes only if the slot has come, no cut voided it, and every limit's window has room."""
+        if not limits:
+            return AdmissionAnswer(Admission.ADMITTED)
+        args: list[float] = [slot, epoch, self._guard]
+        for limit in limits:
+            args += [limit.whole_calls, limit.period]
+        verdict, seconds, current = self._admit(keys=[limit.key for limit in limits], args=args)
+        verdict = Admission(verdict.decode() if isinstance(verdict, bytes) else verdict)
+        wait = max(0.0, float(seconds)) if verdict is Admission.WAIT else 0.0
+        return AdmissionAnswer(verdict, wait, int(float(current)))
 
     def check(self, limits: Sequence[Limit]) -> tuple[float, int]:
         """(Redis's clock, the limits' epoch): a reserved slot is still good if its epoch is this one."""

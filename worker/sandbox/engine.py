@@ -7,6 +7,8 @@ limiter saw. Sleeping (latency, slow answers) is left to the caller, outside the
 
 from __future__ import annotations
 
+import gc
+
 import threading
 import time
 from collections.abc import Mapping
@@ -84,7 +86,11 @@ class Engine:
 
     def seed(self, seed: Mapping[str, Any]) -> dict[str, int]:
         with self.lock:
-            return self.store.seed(seed, self.config.account_key)
+            added = self.store.seed(seed, self.config.account_key)
+        # A seeded store lives until reset: frozen, the cyclic GC no longer walks its hundreds of
+        # thousands of objects, whose full collections paused arrival stamps by tens of milliseconds.
+        gc.freeze()
+        return added
 
     def media(self) -> dict[str, Any]:
         with self.lock:
