@@ -107,8 +107,9 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
                 leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
                 return waited
         verdict, left = _call(session, rt, op, batch, chunk, request)
-        if verdict.throttled and waited is not None:
-            # Someone else spends part of this quota: slow the operation's limit down for every worker.
+        if waited is not None and _slows_down(settings, verdict):
+            # Someone else spends part of this quota, or the vendor is failing: slow the operation's
+            # limit down for every worker (a lone answer is forgiven; see worker/ratelimit/gcra.py).
             rt.limiter.throttled(limits, waited.epoch)
         if verdict.halt_account:
             audit.halt_account(session, batch.job_id, op.vendor, batch.account, verdict)
@@ -128,6 +129,10 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
     delay = backoff_delay(settings.retry, batch.attempts + 1, rt.rand)
     leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=delay), count_attempt=True)
     return RunAgain(delay, reason="retryable answers")
+
+
+def _slows_down(settings: Settings, verdict: CallVerdict) -> bool:
+    return verdict.throttled or (settings.adaptive.slow_down_when_unavailable and verdict.unavailable)
 
 
 def _account_or_refusal(session: Session, settings: Settings, batch: leases.Lease, op: Operation):  # noqa: ANN202
@@ -161,7 +166,11 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Per
         if permit is None:
             reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead)
             if not reservation.granted:
+                # Every slot of the horizon is taken, and how many batches wait unreserved behind them
+                # is unknown: come back once those slots are spent, spread over another horizon, so a
+                # long queue (a slowed-down vendor) costs a visit per batch per horizon, not per second.
                 delay = max(reservation.wait - settings.max_reserve_ahead, settings.max_inline_wait)
+                delay += settings.max_reserve_ahead * rt.rand()
                 return RunAgain(delay, reason="rate limit queue is long")
             permit = Permit(reservation.slot, reservation.epoch)
             if reservation.wait > settings.max_inline_wait:

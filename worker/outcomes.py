@@ -78,7 +78,9 @@ class CallVerdict:
       items again in smaller calls to find it;
     - ``halt_account=True`` together with ``items`` (all FAILED): a configuration problem (bad key,
       no permission) that would fail every other call of the account too.
-    ``throttled`` marks answers that mean "too fast" so the limiter can slow down.
+    ``throttled`` marks answers that mean "too fast" so the limiter can slow down; ``unavailable``
+    (derived) marks a call that failed as a whole and may be retried: a 5xx, a timeout, a dropped
+    connection.
     """
 
     http_status: int | None
@@ -89,3 +91,10 @@ class CallVerdict:
     split: bool = False
     halt_account: bool = False
     throttled: bool = False
+
+    @property
+    def unavailable(self) -> bool:
+        if self.split or self.halt_account or self.throttled or not self.items:
+            return False
+        server_side = self.http_status is None or self.http_status >= 500
+        return server_side and all(result.outcome is Outcome.RETRYABLE for result in self.items.values())

@@ -188,6 +188,9 @@ class AdaptivePolicy(BaseModel):
     # Cut only on the second throttling answer within one period of the limit: a lone one is usually a
     # call delayed on its way, landing one over in the vendor's window, not someone sharing the quota.
     forgive_lone_throttle: bool = True
+    # Slow down the same way when calls fail as a whole (5xx, timeouts): retrying a failing operation
+    # at full speed helps nobody, and takes the workers' CPU and connections from the vendors that work.
+    slow_down_when_unavailable: bool = True
 TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

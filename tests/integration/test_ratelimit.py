@@ -173,3 +173,16 @@ def test_a_fractional_limit_admits_whole_calls(client):
     limit = Limit("mediapurge:rl:test:admit-fraction", 2.5, 1.0)
     now = limiter.now()
     assert [limiter.admit([limit], now, 0).verdict for _ in range(3)] == [Admission.ADMITTED, Admission.ADMITTED, Admission.WAIT]
+
+
+def test_at_the_floor_a_throttling_answer_voids_nothing(client):
+    """A long outage keeps answering badly at the floor rate: no cut is left to make, and the slots
+    already reserved (at that same rate) stay good."""
+    limiter = RateLimiter(client, adaptive=ADAPTIVE)
+    limit = Limit("mediapurge:rl:test:floor-epoch", 10, 1.0)
+    for _ in range(20):
+        _, epoch = limiter.check([limit])
+        limiter.throttled([limit], epoch)
+    _, at_floor = limiter.check([limit])
+    assert limiter.throttled([limit], at_floor) is None
+    assert limiter.check([limit])[1] == at_floor

@@ -12,6 +12,7 @@ from tests.unit.executor_env import SETTINGS, items_by_media, job_status, start_
 from worker.executor import run_batch
 from worker.outcomes import JobStatus
 from worker.retry import Finished, Permit, RunAgain, Skipped
+from worker.settings import AdaptivePolicy
 
 
 def stream_answer(gone: set[str], request_id="req"):
@@ -177,10 +178,30 @@ def test_a_throttling_answer_slows_the_operations_limit_down(env):
     assert key.endswith(":DeleteMultipartUpload") and epoch == 0  # the epoch the throttled call's slot was reserved in
 
 
-def test_a_503_that_is_not_throttling_leaves_the_rate_alone(env):
+def test_a_call_failing_as_a_whole_slows_the_limit_down_too(env):
+    """A vendor answering 503 is retried at a slower pace (a lone one is forgiven by the limiter)."""
     rt, handlers, _ = env
     _, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteMultipartUpload", "MediaId": "m1", "MediaType": "video"}])
     handlers.append(lambda r: httpx.Response(503, json={"RequestId": "r1", "Code": "ServiceUnavailable", "Message": "busy"}))
+    assert isinstance(run_batch(rt, batch_id), RunAgain)
+    [(key, _)] = rt.limiter.throttled_slots
+    assert key.endswith(":DeleteMultipartUpload")
+
+
+def test_slowing_down_for_failures_can_be_turned_off(env):
+    rt, handlers, _ = env
+    rt.settings = rt.settings.model_copy(update={"adaptive": AdaptivePolicy(slow_down_when_unavailable=False)})
+    _, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteMultipartUpload", "MediaId": "m1", "MediaType": "video"}])
+    handlers.append(lambda r: httpx.Response(503, json={"RequestId": "r1", "Code": "ServiceUnavailable", "Message": "busy"}))
+    assert isinstance(run_batch(rt, batch_id), RunAgain)
+    assert rt.limiter.throttled_slots == []
+
+
+def test_answers_about_items_do_not_slow_the_limit_down(env):
+    """Per-item failures and 4xx refusals say nothing about the vendor's load."""
+    rt, handlers, _ = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "busy"}])
+    handlers.append(lambda r: httpx.Response(200, json={"delete_result_array": [{"asset_id": "busy", "status": "FAILED"}]}))
     assert isinstance(run_batch(rt, batch_id), RunAgain)
     assert rt.limiter.throttled_slots == []
 
@@ -201,7 +222,8 @@ def test_a_slot_beyond_the_reservation_horizon_is_not_reserved(env):
     _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
     rt.limiter.queue_seconds = SETTINGS.max_reserve_ahead + 20.0
     decision = run_batch(rt, batch_id)
-    assert decision == RunAgain(20.0, permit=None, reason="rate limit queue is long")
+    # Back when the reserved horizon is spent (20 s), spread over another horizon (rand = 1.0 here).
+    assert decision == RunAgain(20.0 + SETTINGS.max_reserve_ahead, permit=None, reason="rate limit queue is long")
     assert calls == []
 
 

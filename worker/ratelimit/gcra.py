@@ -105,10 +105,13 @@ if ARGV[7] == '1' then
   redis.call('DEL', key .. ':lone')
 end
 local f, e = factor(key, now, recovery, decrease, floor)
-redis.call('HSET', key .. ':adapt', 'w', tostring(f), 't', tostring(now), 'e', tostring(e + 1))
-redis.call('EXPIRE', key .. ':adapt', 86400)
 local cut = f * decrease
 if cut < floor then cut = floor end
+-- Already at the floor: nothing to cut, and no slot to void (voiding them all at every failing call
+-- of a long outage would only make their holders queue again and again).
+if cut >= f then return '' end
+redis.call('HSET', key .. ':adapt', 'w', tostring(f), 't', tostring(now), 'e', tostring(e + 1))
+redis.call('EXPIRE', key .. ':adapt', 86400)
 local next_free = now + interval / cut
 redis.call('SET', key, tostring(next_free), 'PX', math.ceil(interval / cut * 1000) + 1000)
 return tostring(cut)
