@@ -107,10 +107,8 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
                 leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
                 return waited
         verdict, left = _call(session, rt, op, batch, chunk, request)
-        if waited is not None and _slows_down(settings, verdict):
-            # Someone else spends part of this quota, or the vendor is failing: slow the operation's
-            # limit down for every worker (a lone answer is forgiven; see worker/ratelimit/gcra.py).
-            rt.limiter.throttled(limits, waited.epoch)
+        if waited is not None:
+            _adapt(rt, limits, waited, verdict)
         if verdict.halt_account:
             audit.halt_account(session, batch.job_id, op.vendor, batch.account, verdict)
             rest = [item.id for part in work for item in part]
@@ -131,8 +129,16 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
     return RunAgain(delay, reason="retryable answers")
 
 
-def _slows_down(settings: Settings, verdict: CallVerdict) -> bool:
-    return verdict.throttled or (settings.adaptive.slow_down_when_unavailable and verdict.unavailable)
+def _adapt(rt: Runtime, limits: Sequence[Limit], permit: Permit, verdict: CallVerdict) -> None:
+    """Tell the limiter what the answer says about the vendor's capacity (worker/ratelimit/gcra.py):
+    someone else spends part of this quota (throttled), the vendor keeps failing (unavailable), or
+    it answered. Each slows the operation's limit down, or not, for every worker at once."""
+    if verdict.throttled:
+        rt.limiter.throttled(limits, permit.epoch)
+    elif verdict.unavailable:
+        rt.limiter.unavailable(limits, permit.epoch)
+    else:
+        rt.limiter.succeeded(limits)
 
 
 def _account_or_refusal(session: Session, settings: Settings, batch: leases.Lease, op: Operation):  # noqa: ANN202

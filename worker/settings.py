@@ -191,6 +191,9 @@ class AdaptivePolicy(BaseModel):
     # Slow down the same way when calls fail as a whole (5xx, timeouts): retrying a failing operation
     # at full speed helps nobody, and takes the workers' CPU and connections from the vendors that work.
     slow_down_when_unavailable: bool = True
+    # ... once this many calls in a row have failed so: a vendor failing one call in three is retried
+    # at full pace (a cut on every failure would sink it to the floor), one in a storm is slowed.
+    unavailable_streak: Annotated[int, Field(ge=1)] = 5
 TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

@@ -186,3 +186,17 @@ def test_at_the_floor_a_throttling_answer_voids_nothing(client):
     _, at_floor = limiter.check([limit])
     assert limiter.throttled([limit], at_floor) is None
     assert limiter.check([limit])[1] == at_floor
+
+
+def test_only_a_streak_of_failing_calls_slows_the_limit_down(client):
+    policy = AdaptivePolicy(recovery_calls=4, min_recovery_seconds=0.4, forgive_lone_throttle=False, unavailable_streak=3)
+    limiter = RateLimiter(client, adaptive=policy)
+    limit = Limit("mediapurge:rl:test:streak", 10, 1.0)
+    assert limiter.unavailable([limit], 0) is None and limiter.unavailable([limit], 0) is None
+    limiter.succeeded([limit])  # an answer ends the streak
+    assert limiter.unavailable([limit], 0) is None and limiter.unavailable([limit], 0) is None
+    assert limiter.unavailable([limit], 0) == pytest.approx(0.7)  # the third in a row cuts
+    assert limiter.check([limit])[1] == 1
+    off = RateLimiter(client, adaptive=policy.model_copy(update={"slow_down_when_unavailable": False}))
+    other = Limit("mediapurge:rl:test:streak-off", 10, 1.0)
+    assert [off.unavailable([other], 0) for _ in range(5)] == [None] * 5

@@ -26,6 +26,8 @@ class GrantingLimiter:
         self.throttled_slots = []
         self.admission_waits = []  # WAIT answers admit() gives before admitting
         self.admitted = []
+        self.unavailable_slots = []
+        self.successes = 0
 
     def reserve(self, limits, max_ahead):
         self.reservations += 1
@@ -39,6 +41,12 @@ class GrantingLimiter:
             return AdmissionAnswer(Admission.WAIT, self.admission_waits.pop(0), self.epoch)
         self.admitted.append(slot)
         return AdmissionAnswer(Admission.ADMITTED, epoch=self.epoch)
+
+    def unavailable(self, limits, epoch):
+        self.unavailable_slots.append((limits[0].key, epoch))
+
+    def succeeded(self, limits):
+        self.successes += 1
 
     def throttled(self, limits, epoch):
         self.throttled_slots.append((limits[0].key, epoch))

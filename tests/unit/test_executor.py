@@ -12,7 +12,6 @@ from tests.unit.executor_env import SETTINGS, items_by_media, job_status, start_
 from worker.executor import run_batch
 from worker.outcomes import JobStatus
 from worker.retry import Finished, Permit, RunAgain, Skipped
-from worker.settings import AdaptivePolicy
 
 
 def stream_answer(gone: set[str], request_id="req"):
@@ -178,23 +177,14 @@ def test_a_throttling_answer_slows_the_operations_limit_down(env):
     assert key.endswith(":DeleteMultipartUpload") and epoch == 0  # the epoch the throttled call's slot was reserved in
 
 
-def test_a_call_failing_as_a_whole_slows_the_limit_down_too(env):
-    """A vendor answering 503 is retried at a slower pace (a lone one is forgiven by the limiter)."""
+def test_a_call_failing_as_a_whole_is_reported_to_the_limiter(env):
+    """A 503 is not throttling; the limiter counts it towards a streak (a storm slows the limit down)."""
     rt, handlers, _ = env
     _, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteMultipartUpload", "MediaId": "m1", "MediaType": "video"}])
     handlers.append(lambda r: httpx.Response(503, json={"RequestId": "r1", "Code": "ServiceUnavailable", "Message": "busy"}))
     assert isinstance(run_batch(rt, batch_id), RunAgain)
-    [(key, _)] = rt.limiter.throttled_slots
-    assert key.endswith(":DeleteMultipartUpload")
-
-
-def test_slowing_down_for_failures_can_be_turned_off(env):
-    rt, handlers, _ = env
-    rt.settings = rt.settings.model_copy(update={"adaptive": AdaptivePolicy(slow_down_when_unavailable=False)})
-    _, [batch_id] = start_job(rt, [{"action": "aliyun.DeleteMultipartUpload", "MediaId": "m1", "MediaType": "video"}])
-    handlers.append(lambda r: httpx.Response(503, json={"RequestId": "r1", "Code": "ServiceUnavailable", "Message": "busy"}))
-    assert isinstance(run_batch(rt, batch_id), RunAgain)
-    assert rt.limiter.throttled_slots == []
+    [(key, _)] = rt.limiter.unavailable_slots
+    assert key.endswith(":DeleteMultipartUpload") and rt.limiter.throttled_slots == [] and rt.limiter.successes == 0
 
 
 def test_answers_about_items_do_not_slow_the_limit_down(env):
@@ -203,7 +193,7 @@ def test_answers_about_items_do_not_slow_the_limit_down(env):
     _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "busy"}])
     handlers.append(lambda r: httpx.Response(200, json={"delete_result_array": [{"asset_id": "busy", "status": "FAILED"}]}))
     assert isinstance(run_batch(rt, batch_id), RunAgain)
-    assert rt.limiter.throttled_slots == []
+    assert rt.limiter.throttled_slots == [] and rt.limiter.unavailable_slots == [] and rt.limiter.successes == 1
 
 
 def test_a_permit_reserved_before_a_cut_is_not_used(env):

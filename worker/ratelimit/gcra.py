@@ -148,6 +148,13 @@ end
 return {'ok', tostring(now), tostring(epoch)}
 """
 
+# KEYS: the limit whose calls keep failing. ARGV: how long a streak is remembered (ms). Returns its length.
+_FAILING = """
+local n = redis.call('INCR', KEYS[1] .. ':failing')
+redis.call('PEXPIRE', KEYS[1] .. ':failing', ARGV[1])
+return n
+"""
+
 # KEYS: limits. Returns {now, epoch} as strings.
 _CHECK = _FACTOR + """
 local epoch = 0
@@ -236,6 +243,7 @@ class RateLimiter:
         self._throttled = client.register_script(_THROTTLED)
         self._check = client.register_script(_CHECK)
         self._admit = client.register_script(_ADMIT)
+        self._failing = client.register_script(_FAILING)
         self._factors = client.register_script(_FACTORS)
 
     def reserve(self, limits: Sequence[Limit], max_ahead: float) -> Reservation:
@@ -282,6 +290,23 @@ class RateLimiter:
         ]
         cut = self._throttled(keys=[limit.key for limit in limits], args=args)
         return float(cut) if cut not in (b"", "") else None
+
+    def unavailable(self, limits: Sequence[Limit], epoch: int) -> float | None:
+        """A call reserved at ``epoch`` failed as a whole (5xx, timeout). Only a streak of
+        ``unavailable_streak`` such calls in a row slows the limit down as a throttling answer does: a
+        vendor failing now and then is retried at full pace, one in a storm at the floor rate."""
+        policy = self._adaptive
+        if not policy.enabled or not policy.slow_down_when_unavailable or not limits:
+            return None
+        streak = int(self._failing(keys=[limits[0].key], args=[math.ceil(limits[0].period * 1000 * policy.unavailable_streak)]))
+        if streak < policy.unavailable_streak:
+            return None
+        return self.throttled(limits, epoch)
+
+    def succeeded(self, limits: Sequence[Limit]) -> None:
+        """A call was answered: a streak of failing calls, if any, is over."""
+        if limits and self._adaptive.enabled and self._adaptive.slow_down_when_unavailable:
+            self._client.delete(limits[0].key + ":failing")
 
     def factors(self, limits: Sequence[Limit]) -> list[float]:
         """The fraction of each limit's configured rate in use now (1.0 unless throttling cut it)."""
