@@ -87,11 +87,8 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
     limits = call_limits(settings, op, account)
     work = _chunks(pending, op.max_batch)
     still_pending: list[audit.PendingItem] = []  # what the calls left pending, so nobody reads it back
-    cancelled, first = batch.cancel_requested, True
+    cancelled = batch.cancel_requested  # as the claim read it; asked again before each further chunk
     while work:
-        if not first:
-            cancelled = audit.cancel_requested(session, batch.job_id)
-        first = False
         if cancelled:  # the job was cancelled while this batch ran
             audit.cancel_items(session, [item.id for part in work for item in part], rt.clock())
             break
@@ -119,8 +116,10 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
             rest = chunk[middle:] + [item for part in work for item in part]
             rt.dispatch(leases.split_off(session, batch, [item.id for item in rest], rt.clock()))
             work = deque([chunk[:middle]])
-            continue
-        still_pending += left
+        else:
+            still_pending += left
+        if work:
+            cancelled = audit.cancel_requested(session, batch.job_id)
 
     if not still_pending:
         return _finish(session, rt, batch)

@@ -36,17 +36,18 @@ SHARDS = 64
 ITEMS_FILLFACTOR = 50
 
 
-def _function(shard: str) -> str:
+def _function(shard_column: str, shard_value: str) -> str:
+    """The counting trigger's function; with a shard column ("shard, ") and its value, or without ("", "")."""
     return f"""
 CREATE OR REPLACE FUNCTION mediapurge_count_items() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
-    INSERT INTO job_counts (job_id, action, status, {shard[0]}n)
-    SELECT job_id, action, status, {shard[1]}count(*) FROM new_items GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    INSERT INTO job_counts (job_id, action, status, {shard_column}n)
+    SELECT job_id, action, status, {shard_value}count(*) FROM new_items GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
     ON CONFLICT ON CONSTRAINT pk_job_counts DO UPDATE SET n = job_counts.n + EXCLUDED.n;
   ELSE
-    INSERT INTO job_counts (job_id, action, status, {shard[0]}n)
-    SELECT job_id, action, status, {shard[1]}sum(delta) FROM (
+    INSERT INTO job_counts (job_id, action, status, {shard_column}n)
+    SELECT job_id, action, status, {shard_value}sum(delta) FROM (
       SELECT job_id, action, status, -1 AS delta FROM old_items
       UNION ALL
       SELECT job_id, action, status, 1 AS delta FROM new_items
@@ -73,7 +74,7 @@ def upgrade() -> None:
     op.create_index("ix_items_job_id_id", "items", ["job_id", "id"])
     op.create_index("ix_items_batch_id", "items", ["batch_id"])
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_function(("shard, ", f"pg_backend_pid() % {SHARDS}, ")))
+        op.execute(_function("shard, ", f"pg_backend_pid() % {SHARDS}, "))
         op.execute(f"ALTER TABLE items SET (fillfactor = {ITEMS_FILLFACTOR})")
 
 
@@ -99,5 +100,5 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute("INSERT INTO job_counts (job_id, action, status, n) SELECT job_id, action, status, n FROM job_counts_total")
         op.execute("DROP TABLE job_counts_total")
-        op.execute(_function(("", "")))
+        op.execute(_function("", ""))
 

@@ -56,6 +56,14 @@ local function factor(key, now, recovery, decrease, floor)
   if f < floor then f = floor end
   return f, e
 end
+-- The limits' epoch: how many cuts all of them have seen. A slot reserved at another epoch is void.
+local function epoch_of(keys)
+  local epoch = 0
+  for i, key in ipairs(keys) do
+    epoch = epoch + tonumber(redis.call('HGET', key .. ':adapt', 'e') or '0')
+  end
+  return epoch
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
@@ -94,11 +102,7 @@ return {'1', tostring(wait), tostring(slot), tostring(epoch)}
 _THROTTLED = _FACTOR + """
 local key, epoch, decrease, floor = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local interval, recovery = tonumber(ARGV[4]), tonumber(ARGV[5])
-local current = 0
-for i, k in ipairs(KEYS) do
-  current = current + tonumber(redis.call('HGET', k .. ':adapt', 'e') or '0')
-end
-if epoch < current then return '' end
+if epoch < epoch_of(KEYS) then return '' end
 if ARGV[7] == '1' then
   local period = tonumber(ARGV[6])
   if redis.call('SET', key .. ':lone', '1', 'NX', 'PX', math.ceil(period * 1000)) then return '' end
@@ -123,10 +127,7 @@ return tostring(cut)
 # oldest of the last `calls` admissions leaves the window).
 _ADMIT = _FACTOR + """
 local slot, want, guard = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local epoch = 0
-for i, key in ipairs(KEYS) do
-  epoch = epoch + tonumber(redis.call('HGET', key .. ':adapt', 'e') or '0')
-end
+local epoch = epoch_of(KEYS)
 if epoch ~= want then return {'void', '0', tostring(epoch)} end
 if slot > now then return {'wait', tostring(slot - now), tostring(epoch)} end
 local wait = 0
@@ -157,11 +158,7 @@ return n
 
 # KEYS: limits. Returns {now, epoch} as strings.
 _CHECK = _FACTOR + """
-local epoch = 0
-for i, key in ipairs(KEYS) do
-  epoch = epoch + tonumber(redis.call('HGET', key .. ':adapt', 'e') or '0')
-end
-return {tostring(now), tostring(epoch)}
+return {tostring(now), tostring(epoch_of(KEYS))}
 """
 
 # KEYS: limits. ARGV: decrease, floor, then per key its recovery. Returns each key's factor.
