@@ -54,7 +54,8 @@ def delete_batch(batch_id: int, permit_slot: float | None = None, permit_epoch: 
         with rt.sessions() as session:
             if callbacks.wanted(session, decision.job_id):
                 notify_job.apply_async((decision.job_id,), argsrepr=plan_argsrepr(decision.job_id))
-    return type(decision).__name__
+    # What Flower and the worker log show as the result, e.g. "RunAgain: rate limit queue is long".
+    return f"RunAgain: {decision.reason}" if isinstance(decision, RunAgain) else type(decision).__name__
 
 
 @app.task(name="mediapurge.notify_job", **INFRASTRUCTURE_RETRY)

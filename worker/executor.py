@@ -66,7 +66,7 @@ def run_batch(rt: Runtime, batch_id: int, permit: Permit | None = None) -> Batch
             # expires, so the task's retry finds it (best effort: the database may be what failed).
             session.rollback()
             try:
-                leases.release(session, lease, next_attempt_at=None, count_attempt=False)
+                leases.release(session, lease, next_attempt_at=None, count_attempt=False, now=rt.clock(), close_if_cancelled=False)
             except Exception:  # noqa: BLE001
                 log.warning("could not release batch %s after an error; its lease will expire", batch_id)
             raise
@@ -75,16 +75,23 @@ def run_batch(rt: Runtime, batch_id: int, permit: Permit | None = None) -> Batch
 def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Permit | None) -> BatchDecision:
     settings = rt.settings
     op = OPERATIONS[batch.action]
-    pending = audit.pending_items(session, batch.batch_id)
-
     account, refusal = _account_or_refusal(session, settings, batch, op)
+    limits = call_limits(settings, op, account) if refusal is None else []
+    if permit is None and limits and not batch.cancel_requested:
+        # The first slot is reserved before anything else is read or signed: a batch refused for now
+        # (a long queue, a slowed-down vendor) costs no more than its claim and its release.
+        reserved = _reserve(rt, limits)
+        if isinstance(reserved, RunAgain):
+            return _requeue(session, rt, batch, reserved, count_attempt=False)
+        permit = reserved
+
+    pending = audit.pending_items(session, batch.batch_id)
     if refusal is not None:
         audit.fail_items(session, [item.id for item in pending], *refusal, rt.clock())
         pending = []
     if not pending:
         return _finish(session, rt, batch)
 
-    limits = call_limits(settings, op, account)
     work = _chunks(pending, op.max_batch)
     still_pending: list[audit.PendingItem] = []  # what the calls left pending, so nobody reads it back
     cancelled = batch.cancel_requested  # as the claim read it; asked again before each further chunk
@@ -96,16 +103,18 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
         # Built before its slot, so that nothing but the send itself lies between the call's admission
         # and its arrival at the vendor (admission counts the vendor's window from that moment).
         request = _prepare(rt, op, account, batch, chunk)
-        waited: Permit | RunAgain | None = None
+        waited: _Admitted | RunAgain | None = None
         if isinstance(request, httpx.Request):
             waited = _acquire(rt, limits, permit)
             permit = None
             if isinstance(waited, RunAgain):
-                leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=waited.delay), count_attempt=False)
-                return waited
+                return _requeue(session, rt, batch, waited, count_attempt=False)
+        sending_at = time.perf_counter()
         verdict, left = _call(session, rt, op, batch, chunk, request)
         if waited is not None:
-            _adapt(rt, limits, waited, verdict)
+            if sending_at - waited.asked_at > _LATE_SEND:
+                rt.limiter.restamp(limits, waited.stamp, sending_at - waited.asked_at)
+            _adapt(rt, limits, waited.permit, verdict)
         if verdict.halt_account:
             audit.halt_account(session, batch.job_id, op.vendor, batch.account, verdict)
             rest = [item.id for part in work for item in part]
@@ -124,8 +133,17 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
     if not still_pending:
         return _finish(session, rt, batch)
     delay = backoff_delay(settings.retry, batch.attempts + 1, rt.rand)
-    leases.release(session, batch, next_attempt_at=rt.clock() + timedelta(seconds=delay), count_attempt=True)
-    return RunAgain(delay, reason="retryable answers")
+    return _requeue(session, rt, batch, RunAgain(delay, reason="retryable answers"), count_attempt=True)
+
+
+def _requeue(session: Session, rt: Runtime, lease: leases.Lease, again: RunAgain, *, count_attempt: bool) -> BatchDecision:
+    """Give the batch back until ``again.delay`` has passed; but if its job was cancelled meanwhile,
+    what it still holds is cancelled now instead of at its next visit (nothing of it is sent again)."""
+    now = rt.clock()
+    if leases.release(session, lease, next_attempt_at=now + timedelta(seconds=again.delay), count_attempt=count_attempt, now=now):
+        return again
+    audit.cancel_items(session, [item.id for item in audit.pending_items(session, lease.batch_id)], now)
+    return Finished(lease.job_id, audit.finish_job_if_done(session, lease.job_id, now))
 
 
 def _adapt(rt: Runtime, limits: Sequence[Limit], permit: Permit, verdict: CallVerdict) -> None:
@@ -158,7 +176,19 @@ def _finish(session: Session, rt: Runtime, lease: leases.Lease) -> Finished:
     return Finished(lease.job_id, audit.finish_job_if_done(session, lease.job_id, now))
 
 
-def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Permit | RunAgain:
+# A call that leaves this long after its admission was asked for (its process was descheduled in
+# between, on a busy host) has its admission moved to when it left (RateLimiter.restamp).
+_LATE_SEND = 0.003
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    permit: Permit
+    stamp: str  # the admission's time in Redis, as recorded there
+    asked_at: float  # time.perf_counter() when admission was asked for: the admission came after
+
+
+def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> _Admitted | RunAgain:
     """Wait for this call's rate-limit slot and its admission, or return a RunAgain that gives the
     worker slot back meanwhile.
 
@@ -169,22 +199,14 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Per
     settings = rt.settings
     for _ in range(20):
         if permit is None:
-            reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead)
-            if not reservation.granted:
-                # Every slot of the horizon is taken, and how many batches wait unreserved behind them
-                # is unknown: come back once those slots are spent, spread over another horizon, so a
-                # long queue (a slowed-down vendor) costs a visit per batch per horizon, not per second.
-                delay = max(reservation.wait - settings.max_reserve_ahead, settings.max_inline_wait)
-                delay += settings.max_reserve_ahead * rt.rand()
-                return RunAgain(delay, reason="rate limit queue is long")
-            permit = Permit(reservation.slot, reservation.epoch)
-            if reservation.wait > settings.max_inline_wait:
-                # Back a little early: a countdown message starts tens of milliseconds late, which would
-                # waste the slot; the rest of the wait is slept here, to the millisecond.
-                return RunAgain(reservation.wait - settings.permit_lead, permit=permit, reason="waiting for its rate-limit slot")
+            reserved = _reserve(rt, limits)
+            if isinstance(reserved, RunAgain):
+                return reserved
+            permit = reserved
+        asked_at = time.perf_counter()
         answer = rt.limiter.admit(limits, permit.slot, permit.epoch)
         if answer.verdict is Admission.ADMITTED:
-            return permit
+            return _Admitted(permit, answer.stamp, asked_at)
         if answer.verdict is Admission.VOID:
             log.info("rate-limit slot void after a cut; reserving another")
             permit = None
@@ -193,6 +215,22 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> Per
         else:
             rt.sleep(answer.wait)
     return RunAgain(settings.max_inline_wait, reason="rate-limit admission kept being put off")
+
+
+def _reserve(rt: Runtime, limits: Sequence[Limit]) -> Permit | RunAgain:
+    """A slot near enough to sleep for, or a RunAgain: with the slot (a permit) when it is further, or
+    without one at the batch's place in the limiter's line when every slot of the horizon is taken."""
+    settings = rt.settings
+    reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead, lead=settings.permit_lead)
+    if not reservation.granted:
+        delay = min(max(reservation.wait, settings.permit_lead), settings.max_countdown)
+        return RunAgain(delay, reason="rate limit queue is long")
+    permit = Permit(reservation.slot, reservation.epoch)
+    if reservation.wait > settings.max_inline_wait:
+        # Back a little early: a countdown message starts tens of milliseconds late, which would
+        # waste the slot; the rest of the wait is slept here, to the millisecond.
+        return RunAgain(reservation.wait - settings.permit_lead, permit=permit, reason="waiting for its rate-limit slot")
+    return permit
 
 
 def _prepare(rt: Runtime, op: Operation, account, batch: leases.Lease, chunk: list[audit.PendingItem]):  # noqa: ANN001, ANN202

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import case, exists, false, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.tables import AccountHalt, Batch, Item, Job
@@ -71,23 +71,35 @@ def claim(session: Session, batch_id: int, now: datetime, lease_seconds: float) 
     return Lease(batch_id, token, job_id, action, account, group_key, attempts, bool(cancelled), bool(halt))
 
 
-def release(session: Session, lease: Lease, *, next_attempt_at: datetime | None, count_attempt: bool) -> None:
-    """Give the batch back to the queue, due at ``next_attempt_at``."""
+def release(
+    session: Session, lease: Lease, *, next_attempt_at: datetime | None, count_attempt: bool, now: datetime,
+    close_if_cancelled: bool = True,
+) -> bool:
+    """Give the batch back to the queue, due at ``next_attempt_at`` (returns True); or, when its job's
+    cancel was requested meanwhile and ``close_if_cancelled``, close it instead (``done``, returns False):
+    the caller then cancels its pending items. Decided in the same statement, so a cancel that closed
+    the job's queued batches while this one was held never finds it queued again afterwards."""
+    cancelled = exists().where(Job.id == Batch.job_id, Job.cancel_requested_at.is_not(None))
+    if not close_if_cancelled:
+        cancelled = false()
     values: dict = {
-        "status": BatchStatus.QUEUED.value,
+        "status": case((cancelled, BatchStatus.DONE.value), else_=BatchStatus.QUEUED.value),
+        "finished_at": case((cancelled, now), else_=None),
         "lease_token": None,
         "lease_expires_at": None,
-        "next_attempt_at": next_attempt_at,
+        "next_attempt_at": case((cancelled, None), else_=next_attempt_at),
     }
     if count_attempt:
         values["attempts"] = Batch.attempts + 1
-    session.execute(
+    status = session.scalar(
         update(Batch)
         .where(Batch.id == lease.batch_id, Batch.lease_token == lease.token)
         .values(**values)
+        .returning(Batch.status)
         .execution_options(synchronize_session=False)
     )
     session.commit()
+    return status != BatchStatus.DONE.value
 
 
 def finish(session: Session, lease: Lease, now: datetime) -> None:

@@ -266,14 +266,19 @@ class Settings(BaseSettings):
     # A batch whose next permit is further away than this gives its worker slot back and is requeued
     # with a countdown, instead of sleeping in the slot.
     adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy)
-    max_inline_wait: Annotated[float, Field(ge=0)] = 1.0
-    # A batch requeued for a reserved slot comes back this long before it and sleeps the rest.
-    permit_lead: Annotated[float, Field(ge=0)] = 0.25
-    # A batch reserves its slot up to this far ahead and comes back for it; further out it reserves
-    # nothing and returns later. Slots already reserved keep the rate they were spaced at, so this is
-    # also how long a change of rate (an adaptive cut or climb) takes to show, and how far a new job's
-    # batches queue behind a running one's. Keep it well under the broker's visibility timeout.
-    max_reserve_ahead: Annotated[float, Field(gt=0)] = 10.0
+    max_inline_wait: Annotated[float, Field(ge=0)] = 0.5
+    # A batch requeued for a reserved slot, or for its place in the line of batches without one, comes
+    # back this long before the slot and sleeps the rest: what a late countdown may cost without
+    # losing the slot.
+    permit_lead: Annotated[float, Field(ge=0)] = 0.2
+    # A batch reserves its slot up to this far ahead; further out it reserves nothing and takes a place
+    # in the line (worker/ratelimit/gcra.py), so that it comes back about when a slot is free for it:
+    # one visit per call instead of one per horizon. Slots already reserved keep the rate they were
+    # spaced at, so this is also how long a change of rate (an adaptive cut or climb) takes to show.
+    max_reserve_ahead: Annotated[float, Field(gt=0)] = 1.0
+    # The longest countdown a message is given (a longer wait comes back this soon and asks again):
+    # a countdown beyond the broker's visibility timeout (3600 s) would be delivered twice.
+    max_countdown: Annotated[float, Field(gt=0, le=1800)] = 600.0
     lease_seconds: Annotated[float, Field(gt=0)] = 300.0
     # The sweeper (a beat task) re-sends what the broker lost; see worker/sweeper.py.
     sweep_interval: Annotated[float, Field(gt=0)] = 30.0

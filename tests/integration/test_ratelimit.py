@@ -61,13 +61,31 @@ def test_a_call_counts_against_its_operation_and_its_account(client):
 def test_far_slots_are_not_reserved(client):
     limiter = RateLimiter(client)
     limits = [Limit("mediapurge:rl:test:slow", 1, 10.0)]  # one call per 10 s
-    assert limiter.reserve(limits, max_ahead=1).granted
-    refused = limiter.reserve(limits, max_ahead=1)
-    assert not refused.granted and 9 < refused.wait <= 10
-    # Being refused reserved nothing: the next caller is told the same wait, not a longer one.
-    assert limiter.reserve(limits, max_ahead=1).wait == pytest.approx(refused.wait, abs=0.05)
+    first = limiter.reserve(limits, max_ahead=1)
+    assert first.granted
+    refused = limiter.reserve(limits, max_ahead=1, lead=0.5)
+    # Back half a second (the lead) before the next slot, 10 s out.
+    assert not refused.granted and 9.4 < refused.wait <= 9.5
+    # The next refused caller takes the next place in the line, one configured interval later.
+    second_refused = limiter.reserve(limits, max_ahead=1, lead=0.5)
+    assert not second_refused.granted and second_refused.wait == pytest.approx(refused.wait + 10, abs=0.05)
+    # Being refused reserved no slot: a caller with a longer horizon gets the very next one.
     granted_far = limiter.reserve(limits, max_ahead=20)
-    assert granted_far.granted and limiter.reserve(limits, max_ahead=30).wait > 19
+    assert granted_far.granted and granted_far.slot == pytest.approx(first.slot + 10, abs=1e-6)
+
+
+def test_refused_callers_of_a_cut_limit_come_back_between_the_cut_and_the_configured_rate(client):
+    """Refused callers of a slowed-down limit come back spaced base / sqrt(factor): a long queue behind
+    a slowed-down vendor costs a visit per such interval, not one per caller per horizon."""
+    limiter = RateLimiter(client, adaptive=AdaptivePolicy(floor=0.1, forgive_lone_throttle=False))
+    limits = [Limit("mediapurge:rl:test:line", 10, 1.0)]
+    epoch = limiter.reserve(limits, max_ahead=0.5).epoch
+    assert limiter.throttled(limits, epoch) is not None
+    while limiter.reserve(limits, max_ahead=0.5).granted:
+        pass
+    waits = [limiter.reserve(limits, max_ahead=0.5).wait for _ in range(20)]
+    gaps = [b - a for a, b in zip(waits, waits[1:])]
+    assert all(gap == pytest.approx(0.1 / 0.7**0.5, abs=0.005) for gap in gaps), gaps
 
 
 def test_headroom_spaces_slots_further(client):
@@ -155,6 +173,21 @@ def test_admission_keeps_every_window_at_the_limit_whoever_was_late(client):
     assert sixth.verdict is Admission.WAIT and 0.45 < sixth.wait <= 0.51  # until the first leaves the window
     time.sleep(sixth.wait)
     assert limiter.admit([limit], now - 1.0, 0).verdict is Admission.ADMITTED
+
+
+def test_a_call_that_left_late_counts_in_the_window_from_when_it_left(client):
+    limiter = RateLimiter(client, guard=0.0)
+    limits = [Limit("mediapurge:rl:test:restamp", 1, 1.0), Limit("mediapurge:rl:test:restamp-account", 5, 1.0)]
+    now = limiter.now()
+    first = limiter.admit(limits, now, 0)
+    assert first.verdict is Admission.ADMITTED and float(first.stamp) >= now
+    assert limiter.restamp(limits, first.stamp, 0.3) == 2
+    # The next call waits for the window of the moment the first one left, not of its admission.
+    second = limiter.admit(limits, now, 0)
+    assert second.verdict is Admission.WAIT
+    assert second.wait == pytest.approx(float(first.stamp) + 1.3 - limiter.now(), abs=0.02)
+    # A stamp no longer among the last calls moves nothing.
+    assert limiter.restamp(limits, "12.5", 0.3) == 0
 
 
 def test_admission_waits_for_the_slot_and_refuses_a_void_one(client):

@@ -26,10 +26,11 @@ class GrantingLimiter:
         self.throttled_slots = []
         self.admission_waits = []  # WAIT answers admit() gives before admitting
         self.admitted = []
+        self.restamped = []  # (stamp, late) of calls that left late after their admission
         self.unavailable_slots = []
         self.successes = 0
 
-    def reserve(self, limits, max_ahead):
+    def reserve(self, limits, max_ahead, lead=0.0):
         self.reservations += 1
         granted = self.queue_seconds <= max_ahead
         return Reservation(granted, self.queue_seconds, 1000.0 + self.queue_seconds, self.epoch)
@@ -40,7 +41,11 @@ class GrantingLimiter:
         if self.admission_waits:
             return AdmissionAnswer(Admission.WAIT, self.admission_waits.pop(0), self.epoch)
         self.admitted.append(slot)
-        return AdmissionAnswer(Admission.ADMITTED, epoch=self.epoch)
+        return AdmissionAnswer(Admission.ADMITTED, epoch=self.epoch, stamp=f"{slot}")
+
+    def restamp(self, limits, stamp, late):
+        self.restamped.append((stamp, late))
+        return len(limits)
 
     def unavailable(self, limits, epoch):
         self.unavailable_slots.append((limits[0].key, epoch))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -120,10 +122,11 @@ def test_a_claimed_batch_is_not_run_twice(env):
 def test_a_far_rate_limit_slot_gives_the_worker_back(env):
     rt, handlers, calls = env
     _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
-    rt.limiter.queue_seconds = 8.0
+    far = (SETTINGS.max_inline_wait + SETTINGS.max_reserve_ahead) / 2  # reserved, but too far to sleep for
+    rt.limiter.queue_seconds = far
     decision = run_batch(rt, batch_id)
     # It comes back permit_lead early and sleeps the rest, so a late countdown does not waste the slot.
-    assert decision == RunAgain(8.0 - SETTINGS.permit_lead, permit=Permit(1008.0, 0), reason="waiting for its rate-limit slot")
+    assert decision == RunAgain(far - SETTINGS.permit_lead, permit=Permit(1000.0 + far, 0), reason="waiting for its rate-limit slot")
     assert calls == []
     with rt.sessions() as s:
         assert s.get(Batch, batch_id).status == "queued"
@@ -155,9 +158,9 @@ def test_a_split_survives_a_requeue(env):
     handlers.append(lambda r: httpx.Response(403, json={"error_code": "VOD.10062", "error_msg": "Media asset or resource does not exist"}))
     first = rt.limiter.reserve
 
-    def slow_after_first(limits, max_ahead):
+    def slow_after_first(limits, max_ahead, lead=0.0):
         rt.limiter.queue_seconds = 30.0 if rt.limiter.reservations else 0.0
-        return first(limits, max_ahead)
+        return first(limits, max_ahead, lead)
 
     rt.limiter.reserve = slow_after_first
     assert isinstance(run_batch(rt, batch_id), RunAgain)
@@ -212,8 +215,8 @@ def test_a_slot_beyond_the_reservation_horizon_is_not_reserved(env):
     _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
     rt.limiter.queue_seconds = SETTINGS.max_reserve_ahead + 20.0
     decision = run_batch(rt, batch_id)
-    # Back when the reserved horizon is spent (20 s), spread over another horizon (rand = 1.0 here).
-    assert decision == RunAgain(20.0 + SETTINGS.max_reserve_ahead, permit=None, reason="rate limit queue is long")
+    # Back at its place in the limiter's line of refused batches (here: the wait the limiter told).
+    assert decision == RunAgain(SETTINGS.max_reserve_ahead + 20.0, permit=None, reason="rate limit queue is long")
     assert calls == []
 
 
@@ -228,6 +231,31 @@ def test_a_call_waits_for_admission_in_its_slot(env):
     assert isinstance(run_batch(rt, batch_id), Finished)
     assert slept == [0.004, 0.002] and rt.limiter.admitted == [1000.0] and len(calls) == 1
     assert rt.limiter.reservations == 1  # the same slot, not a new one
+
+
+def test_a_call_that_leaves_late_after_its_admission_is_restamped(env):
+    """Descheduled between admission and send, the call tells the limiter when it really left."""
+    rt, handlers, calls = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    handlers.append(lambda r: httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]}))
+    admit = rt.limiter.admit
+
+    def slow_admit(limits, slot, epoch):
+        time.sleep(0.02)  # the answer reaches this process 20 ms after it asked
+        return admit(limits, slot, epoch)
+
+    rt.limiter.admit = slow_admit
+    assert isinstance(run_batch(rt, batch_id), Finished) and len(calls) == 1
+    [(stamp, late)] = rt.limiter.restamped
+    assert stamp == "1000.0" and 0.02 <= late < 1.0
+
+
+def test_a_call_sent_right_after_its_admission_is_not_restamped(env):
+    rt, handlers, calls = env
+    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    handlers.append(lambda r: httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]}))
+    assert isinstance(run_batch(rt, batch_id), Finished) and len(calls) == 1
+    assert rt.limiter.admitted == [1000.0] and rt.limiter.restamped == []
 
 
 def test_a_long_admission_wait_gives_the_worker_back_with_the_permit(env):

@@ -179,12 +179,34 @@ def shared_quota(opts: Options, seconds: float, outside_rate: int = 15) -> dict[
 def storm(opts: Options, seconds: float, storm_vendor: str = "aliyun") -> dict[str, Any]:
     """A mixed job with one vendor answering 503 to 90% of calls: the others must keep their pace.
 
-    The storm lasts until every other vendor's items are done (their pace is what is measured), then
-    ends, as storms do, and the stormy vendor's backlog drains before the job's end is awaited."""
-    with BenchStack.start(opts.services, opts.log_dir / "storm", rate_limits={"huawei.default": {"DeleteAssets": "12/s"}}, headroom=opts.headroom) as stack:
+    The same job runs twice on workers already running (a storm hits a service in its steady state):
+    calm, then with the storm, each on a fresh stack. The storm lasts until every other vendor's items
+    are done (their pace is what is measured), then ends, as storms do, and the stormy vendor's backlog
+    drains before the job's end is awaited. ``others_pace_storm_over_calm`` is each other vendor's pace
+    in the storm over its pace in the calm run: 1.0 or more means the storm cost it nothing."""
+    calm = _mixed_job(opts, seconds, storm_vendor, stormy=False)
+    stormy = _mixed_job(opts, seconds, storm_vendor, stormy=True)
+    isolation = {
+        key: round(figures["calls_per_s"] / calm["keys"][key]["calls_per_s"], 3)
+        for key, figures in stormy["keys"].items()
+        if not key.startswith(storm_vendor + ".") and calm["keys"].get(key, {}).get("calls_per_s")
+    }
+    return {
+        "scenario": "storm", "storm": f"{storm_vendor}: 90% of calls answered 503 until the other vendors were done",
+        "others_pace_storm_over_calm": isolation, "calm": calm, **stormy,
+    }
+
+
+def _mixed_job(opts: Options, seconds: float, storm_vendor: str, *, stormy: bool) -> dict[str, Any]:
+    name = "storm" if stormy else "storm-calm"
+    limits = {"zego.DeleteMedia@default": 20, "huawei.DeleteAssets@default": 12, "aliyun.DeleteStream@default": 50}
+    with BenchStack.start(opts.services, opts.log_dir / name, rate_limits={"huawei.default": {"DeleteAssets": "12/s"}}, headroom=opts.headroom) as stack:
         stack.sandbox.post("limits", {"huawei.DeleteAssets": "12/s"})
         calm = {"*": {"latency": opts.latency}}
-        stack.sandbox.post("faults", {"rules": {**calm, storm_vendor: {"latency": opts.latency, "unavailable": 0.9}}})
+        if stormy:
+            stack.sandbox.post("faults", {"rules": {**calm, storm_vendor: {"latency": opts.latency, "unavailable": 0.9}}})
+        else:
+            stack.sandbox.post("faults", {"rules": calm, "replace": True})
         counts = {
             "zego.DeleteMedia": int(20 * 100 * seconds), "huawei.DeleteAssets": int(12 * 10 * seconds),
             "aliyun.DeleteStream": int(50 * 20 * seconds),
@@ -205,15 +227,10 @@ def storm(opts: Options, seconds: float, storm_vendor: str = "aliyun") -> dict[s
             phase["ended_at"] = time.time()
             stack.sandbox.post("faults", {"rules": calm, "replace": True})
 
-        job_id, audit = _run_job(stack, opts, path, during=end_the_storm_when_the_others_are_done)
-        limits = {"zego.DeleteMedia@default": 20, "huawei.DeleteAssets@default": 12, "aliyun.DeleteStream@default": 50}
-        during_storm = [c for c in stack.sandbox.calls() if c["wall"] < phase["ended_at"]]
-        keys = {key: call_figures(calls, 1.0, limits.get(key)) for key, calls in sorted(by_key(during_storm).items())}
-        return {
-            "scenario": "storm", "storm": f"{storm_vendor}: 90% of calls answered 503 until the other vendors were done",
-            "storm_s": round(phase["ended_at"] - during_storm[0]["wall"], 1) if during_storm else None,
-            "keys_during_storm": keys, **audit,
-        }
+        job_id, audit = _run_job(stack, opts, path, during=end_the_storm_when_the_others_are_done, workers_first=True)
+        during = [c for c in stack.sandbox.calls() if c["wall"] < phase["ended_at"]]
+        keys = {key: call_figures(calls, 1.0, limits.get(key)) for key, calls in sorted(by_key(during).items())}
+        return {"until_the_others_were_done_s": round(phase["ended_at"] - during[0]["wall"], 1) if during else None, "keys": keys, **audit}
 
 
 def pipeline(opts: Options, files: int) -> dict[str, Any]:
