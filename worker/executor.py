@@ -109,11 +109,13 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
             permit = None
             if isinstance(waited, RunAgain):
                 return _requeue(session, rt, batch, waited, count_attempt=False)
+        written = _note_when_written(request)
         sending_at = time.perf_counter()
         verdict, left = _call(session, rt, op, batch, chunk, request)
         if waited is not None:
-            if sending_at - waited.asked_at > _LATE_SEND:
-                rt.limiter.restamp(limits, waited.stamp, sending_at - waited.asked_at)
+            late = (written[-1] if written else sending_at) - waited.asked_at
+            if late > _LATE_SEND:
+                rt.limiter.restamp(limits, waited.stamp, late)
             _adapt(rt, limits, waited.permit, verdict)
         if verdict.halt_account:
             audit.halt_account(session, batch.job_id, op.vendor, batch.account, verdict)
@@ -179,6 +181,19 @@ def _finish(session: Session, rt: Runtime, lease: leases.Lease) -> Finished:
 # A call that leaves this long after its admission was asked for (its process was descheduled in
 # between, on a busy host) has its admission moved to when it left (RateLimiter.restamp).
 _LATE_SEND = 0.003
+
+
+def _note_when_written(request: httpx.Request | CallVerdict) -> list[float]:
+    """A list that receives the time.perf_counter() at which the request was written to its connection
+    (httpcore's trace), after any new connection was made: when the call really left. (Transports
+    without the trace, such as httpx.MockTransport, leave it empty.)"""
+    written: list[float] = []
+    if isinstance(request, httpx.Request):
+        def trace(event: str, info: dict) -> None:
+            if event in ("http11.send_request_body.complete", "http2.send_request_body.complete"):
+                written.append(time.perf_counter())
+        request.extensions = {**request.extensions, "trace": trace}
+    return written
 
 
 @dataclass(frozen=True)
