@@ -263,9 +263,9 @@ class Settings(BaseSettings):
     # vendor's arrival stamp. Keep it at most period x (1/headroom - 1), 15 ms at 20/s and 0.985, or
     # admission, not the slots, sets the pace.
     rate_limit_guard: Annotated[float, Field(ge=0, le=1)] = 0.015
+    adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy)
     # A batch whose next permit is further away than this gives its worker slot back and is requeued
     # with a countdown, instead of sleeping in the slot.
-    adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy)
     max_inline_wait: Annotated[float, Field(ge=0)] = 0.5
     # A batch requeued for a reserved slot, or for its place in the line of batches without one, comes
     # back this long before the slot and sleeps the rest: what a late countdown may cost without

@@ -186,14 +186,14 @@ def storm(opts: Options, seconds: float, storm_vendor: str = "aliyun") -> dict[s
     in the storm over its pace in the calm run: 1.0 or more means the storm cost it nothing."""
     calm = _mixed_job(opts, seconds, storm_vendor, stormy=False)
     stormy = _mixed_job(opts, seconds, storm_vendor, stormy=True)
-    isolation = {
+    pace_ratio = {
         key: round(figures["calls_per_s"] / calm["keys"][key]["calls_per_s"], 3)
         for key, figures in stormy["keys"].items()
         if not key.startswith(storm_vendor + ".") and calm["keys"].get(key, {}).get("calls_per_s")
     }
     return {
         "scenario": "storm", "storm": f"{storm_vendor}: 90% of calls answered 503 until the other vendors were done",
-        "others_pace_storm_over_calm": isolation, "calm": calm, **stormy,
+        "others_pace_storm_over_calm": pace_ratio, "calm": calm, **stormy,
     }
 
 
@@ -202,11 +202,9 @@ def _mixed_job(opts: Options, seconds: float, storm_vendor: str, *, stormy: bool
     limits = {"zego.DeleteMedia@default": 20, "huawei.DeleteAssets@default": 12, "aliyun.DeleteStream@default": 50}
     with BenchStack.start(opts.services, opts.log_dir / name, rate_limits={"huawei.default": {"DeleteAssets": "12/s"}}, headroom=opts.headroom) as stack:
         stack.sandbox.post("limits", {"huawei.DeleteAssets": "12/s"})
-        calm = {"*": {"latency": opts.latency}}
-        if stormy:
-            stack.sandbox.post("faults", {"rules": {**calm, storm_vendor: {"latency": opts.latency, "unavailable": 0.9}}})
-        else:
-            stack.sandbox.post("faults", {"rules": calm, "replace": True})
+        calm_rules = {"*": {"latency": opts.latency}}
+        storm_rules = {**calm_rules, storm_vendor: {"latency": opts.latency, "unavailable": 0.9}}
+        stack.sandbox.post("faults", {"rules": storm_rules if stormy else calm_rules, "replace": True})
         counts = {
             "zego.DeleteMedia": int(20 * 100 * seconds), "huawei.DeleteAssets": int(12 * 10 * seconds),
             "aliyun.DeleteStream": int(50 * 20 * seconds),
@@ -225,9 +223,9 @@ def _mixed_job(opts: Options, seconds: float, storm_vendor: str, *, stormy: bool
                     break
                 time.sleep(1.0)
             phase["ended_at"] = time.time()
-            stack.sandbox.post("faults", {"rules": calm, "replace": True})
+            stack.sandbox.post("faults", {"rules": calm_rules, "replace": True})
 
-        job_id, audit = _run_job(stack, opts, path, during=end_the_storm_when_the_others_are_done, workers_first=True)
+        _, audit = _run_job(stack, opts, path, during=end_the_storm_when_the_others_are_done, workers_first=True)
         during = [c for c in stack.sandbox.calls() if c["wall"] < phase["ended_at"]]
         keys = {key: call_figures(calls, 1.0, limits.get(key)) for key, calls in sorted(by_key(during).items())}
         return {"until_the_others_were_done_s": round(phase["ended_at"] - during[0]["wall"], 1) if during else None, "keys": keys, **audit}
