@@ -185,8 +185,9 @@ class AdaptivePolicy(BaseModel):
     recovery_calls: Annotated[float, Field(gt=0)] = 200.0
     min_recovery_seconds: Annotated[float, Field(gt=0)] = 2.0
     floor: Annotated[float, Field(gt=0, le=1)] = 0.05
-    # Cut only on the second throttling answer within one period of the limit: a lone one is usually a
-    # call delayed on its way, landing one over in the vendor's window, not someone sharing the quota.
+    # At the configured rate, cut only on the second throttling answer within one period of the limit: a
+    # lone one is usually a call delayed on its way, landing one over in the vendor's window, not someone
+    # sharing the quota. Below it (climbing back after a cut) the first throttling answer cuts.
     forgive_lone_throttle: bool = True
     # Slow down the same way when calls fail as a whole (5xx, timeouts): retrying a failing operation
     # at full speed helps nobody, and takes the workers' CPU and connections from the vendors that work.
@@ -256,13 +257,15 @@ class Settings(BaseSettings):
     http_timeout: Annotated[float, Field(gt=0)] = 10.0
     # Slots are spaced for this fraction of a limit: the average rate. What keeps every vendor window
     # at or under the limit is admission (below); the headroom leaves it room, so that it only delays
-    # the call after a late one. 0.985 of 20/s: 19.7 calls/s, 20 calls spanning 1.015 s.
-    rate_limit_headroom: Annotated[float, Field(gt=0, le=1)] = 0.985
+    # the call after a late one. 0.99 of 20/s: 19.8 calls/s, 20 calls spanning 1.010 s.
+    rate_limit_headroom: Annotated[float, Field(gt=0, le=1)] = 0.99
     # A call is admitted only when the window of the vendor's period, widened by this guard, holds
     # fewer than the limit's calls (worker/ratelimit/gcra.py): it covers the time from admission to the
-    # vendor's arrival stamp. Keep it at most period x (1/headroom - 1), 15 ms at 20/s and 0.985, or
-    # admission, not the slots, sets the pace.
-    rate_limit_guard: Annotated[float, Field(ge=0, le=1)] = 0.015
+    # vendor's arrival stamp, less any lateness restamped (over 3 ms): what is left is the jitter of the
+    # path, well under a millisecond on loopback. Keep it at most period x (1/headroom - 1), 10 ms at
+    # 20/s and 0.99, or admission, not the slots, sets the pace; over a long or jittery path to the
+    # vendor, raise both (0.985 and 15 ms, say) rather than let its windows see calls bunched.
+    rate_limit_guard: Annotated[float, Field(ge=0, le=1)] = 0.010
     adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy)
     # A batch whose next permit is further away than this gives its worker slot back and is requeued
     # with a countdown, instead of sleeping in the slot.

@@ -124,7 +124,7 @@ def stack(pg_server_url: str, redis_url: str, stack_env: dict[str, str], tmp_pat
         # Here eight worker processes, PostgreSQL and the sandbox (which timestamps arrivals inside this
         # test process) share two cores: a call can reach the sandbox 50-150 ms after its slot, bunching
         # arrivals. Headroom 0.85 leaves 176 ms of slack per window, so the sandbox's window counts test
-        # the limiter, not the scheduler. Fidelity at the default 0.985 is the benchmark's job.
+        # the limiter, not the scheduler. Fidelity at the default 0.99 is the benchmark's job.
         "MEDIAPURGE_RATE_LIMIT_HEADROOM": "0.85",
         **stack_env,
     }

@@ -161,6 +161,21 @@ def test_a_lone_throttling_answer_is_forgiven_a_second_within_the_period_cuts(cl
     assert limiter.check([limit])[1] == epoch + 1
 
 
+def test_below_the_configured_rate_the_first_throttling_answer_cuts(client):
+    """Climbing back after a cut, no late call can land over the configured limit: a throttling answer
+    there means someone else spends the quota, and waiting for a second one lets the climb overshoot."""
+    limiter = RateLimiter(client, adaptive=AdaptivePolicy(recovery_calls=20, min_recovery_seconds=2.0))
+    limit = Limit("mediapurge:rl:test:lone-below", 10, 0.5)
+    epoch = limiter.reserve([limit], max_ahead=5).epoch
+    assert limiter.throttled([limit], epoch) is None
+    assert limiter.throttled([limit], epoch) == pytest.approx(0.7)  # at the configured rate: the second cuts
+    epoch = limiter.check([limit])[1]
+    [factor] = limiter.factors([limit])
+    assert factor < 1.0
+    assert limiter.throttled([limit], epoch) == pytest.approx(factor * 0.7, rel=0.02)  # alone, and still a cut
+    assert limiter.check([limit])[1] == epoch + 1
+
+
 def test_admission_keeps_every_window_at_the_limit_whoever_was_late(client):
     """Slots reached late bunch calls together; admission holds back exactly the ones that would
     put more than `calls` into one period (plus the guard)."""

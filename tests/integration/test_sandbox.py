@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
+import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -26,6 +28,8 @@ from worker.sandbox import (
     generate_media,
     max_in_window,
 )
+from worker.sandbox.server import _kernel_stamps
+from worker.sandbox.windows import LimitTable
 from worker.settings import Accounts, AliyunAccount, HuaweiAccount, Settings, ZegoAccount
 from worker.signing import aliyun as aliyun_signer
 from worker.signing import huawei as huawei_signer
@@ -313,6 +317,35 @@ def test_rate_limit_holds_under_concurrent_clients(sb: Sandbox) -> None:
     window = sb.stats()["windows"][0]
     assert (window["max_calls"], window["max_admitted"]) == (60, 20)
     assert len({d["id"] for d in sb.deleted()}) == len(sb.deleted()) == 20
+
+
+def test_a_call_handled_after_a_later_one_is_counted_in_every_window_it_falls_in() -> None:
+    """Threads take the engine's lock in any order: admission sees arrival times out of order and must
+    still never let a window hold more than the limit, nor refuse a call no window is full for."""
+    table = LimitTable({"zego.DeleteMedia": [2, 1.0]})
+    admit = lambda t: table.admit("zego", "DeleteMedia", "app", t)  # noqa: E731
+    assert admit(10.0) and admit(10.9)
+    assert not admit(10.5)  # handled last, arrived between them: [10.0, 11.0) would hold 3
+    assert admit(11.0)  # [10.0, 11.0) still holds 2; [10.9, 11.9) now holds 2
+    assert not admit(10.95)
+    assert admit(11.95)  # 10.9 has left its window
+    assert not admit(11.5)  # [10.9, 11.9) would hold 10.9, 11.0, 11.5
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="kernel receive timestamps (SO_TIMESTAMPNS) are Linux's")
+def test_arrival_is_the_kernels_receive_time_not_when_a_thread_got_to_it() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    with listener, socket.create_connection(listener.getsockname()) as sender:
+        receiver, _ = listener.accept()
+        with receiver:
+            reader = _kernel_stamps(receiver)
+            assert reader is not None
+            sender.sendall(b"GET / HTTP/1.1\r\n\r\n")
+            sent = time.time()
+            time.sleep(0.2)  # the handler thread is late
+            buffer = bytearray(100)
+            assert reader.readinto(buffer) == 18
+            assert reader.received_at is not None and abs(reader.received_at - sent) < 0.05
 
 
 def test_limits_change_at_run_time_and_each_vendor_answers_its_throttling_code(sb: Sandbox, client: httpx.Client) -> None:

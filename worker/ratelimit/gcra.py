@@ -29,7 +29,7 @@ is also *admitted* at the moment it is sent: Redis keeps, per limit, the times o
 admissions, and a call is admitted only if the oldest of them is more than ``period + guard`` ago. No
 window of the vendor's period can then hold more than ``calls`` calls, however late anyone was; the
 guard covers the few milliseconds between admission and the vendor's arrival stamp. On schedule the
-spacing leaves ``period x (1/headroom - 1)`` (15 ms at 20/s and 0.985) of slack, as much as the guard, so
+spacing leaves ``period x (1/headroom - 1)`` (10 ms at 20/s and 0.99) of slack, as much as the guard, so
 admission only ever delays the call that follows a late one.
 """
 
@@ -110,18 +110,20 @@ return {'1', tostring(wait), tostring(slot), tostring(epoch)}
 # answer is forgiven. A throttled call reserved before the last cut was sent at the old rate: the cut
 # already answered it. A lone throttling answer (none other within one period) is remembered, not acted
 # on: at the configured limit, a call delayed on its way can land one over in the vendor's window now and
-# then, and cutting the rate for that would cost far more than the one retry. Returns the new factor,
-# or '' when no cut was made.
+# then, and cutting the rate for that would cost far more than the one retry. Below the configured limit
+# (a cut still climbing back) no call can land over it, so every throttling answer is someone else's
+# share: forgiving the first would let the climb overshoot that share further, throttling more calls.
+# Returns the new factor, or '' when no cut was made.
 _THROTTLED = _FACTOR + """
 local key, epoch, decrease, floor = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local interval, recovery = tonumber(ARGV[4]), tonumber(ARGV[5])
 if epoch < epoch_of(KEYS) then return '' end
-if ARGV[7] == '1' then
+local f, e = factor(key, now, recovery, decrease, floor)
+if ARGV[7] == '1' and f >= 1 then
   local period = tonumber(ARGV[6])
   if redis.call('SET', key .. ':lone', '1', 'NX', 'PX', math.ceil(period * 1000)) then return '' end
   redis.call('DEL', key .. ':lone')
 end
-local f, e = factor(key, now, recovery, decrease, floor)
 local cut = f * decrease
 if cut < floor then cut = floor end
 -- Already at the floor: nothing to cut, and no slot to void (voiding them all at every failing call
@@ -265,7 +267,7 @@ def limits_for(vendor: str, operation: str, identity: str, operation_rate: str, 
 
 class RateLimiter:
     def __init__(
-        self, client: redis.Redis, headroom: float = 1.0, adaptive: AdaptivePolicy | None = None, guard: float = 0.015,
+        self, client: redis.Redis, headroom: float = 1.0, adaptive: AdaptivePolicy | None = None, guard: float = 0.010,
     ) -> None:
         self._client = client
         self._headroom = headroom

@@ -24,7 +24,7 @@ class Incoming:
     raw_query: str
     headers: dict[str, str]
     body: bytes = b""
-    # When the request's headers were read (time.monotonic()): a vendor's gateway counts a call against
+    # When the request arrived (time.monotonic(); see server.py): a vendor's gateway counts a call against
     # its rate limit on arrival, before any parsing or signature check. None: when handled.
     arrived: float | None = None
 

@@ -7,8 +7,7 @@ in the ``period`` seconds before it. Guarantee: no window of length ``period`` e
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections import deque
+from bisect import bisect_left, bisect_right, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +65,15 @@ def max_in_window(times: Sequence[float], period: float) -> int:
     return best
 
 
+def _busiest_window_with(times: list[float], t: float, period: float) -> int:
+    """The most calls any window [s, s + period) holding ``t`` would hold with ``t`` added to ``times``."""
+    first = bisect_right(times, t - period)  # the windows holding t start after t - period, at t or a call
+    best = 0
+    for start in [t, *times[first : bisect_right(times, t)]]:
+        best = max(best, bisect_left(times, start + period) - bisect_left(times, start) + 1)
+    return best
+
+
 class LimitTable:
     """The limit of every ``vendor.Operation`` (or ``vendor.Operation@account``) and its admitted calls.
 
@@ -75,7 +83,7 @@ class LimitTable:
 
     def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
         self._limits: dict[str, Limit | None] = dict(DEFAULT_LIMITS)
-        self._admitted: dict[tuple[str, str, str], deque[float]] = {}
+        self._admitted: dict[tuple[str, str, str], list[float]] = {}
         self.update(overrides or {})
 
     def update(self, changes: Mapping[str, Any]) -> None:
@@ -106,12 +114,13 @@ class LimitTable:
         limit = self.limit_for(vendor, operation, account)
         if limit is None:
             return True
-        admitted = self._admitted.setdefault((vendor, account, operation), deque())
-        while admitted and admitted[0] <= now - limit.period:
-            admitted.popleft()
-        if len(admitted) >= limit.count:
+        # Sorted arrival times: calls are handled in the order their threads get the lock, which is not
+        # always the order they arrived in, so a call may land before ones already admitted.
+        admitted = self._admitted.setdefault((vendor, account, operation), [])
+        del admitted[: bisect_left(admitted, now - 2 * limit.period)]
+        if _busiest_window_with(admitted, now, limit.period) > limit.count:
             return False
-        admitted.append(now)
+        insort(admitted, now)
         return True
 
     def clear_windows(self) -> None:
