@@ -61,6 +61,6 @@ def build_runtime(config: Settings) -> Runtime:
     )
     limiter = RateLimiter(
         redis.Redis.from_url(config.rate_limit_store_url), headroom=config.rate_limit_headroom, adaptive=config.adaptive,
-        guard=config.rate_limit_guard,
+        guard=config.rate_limit_guard, smoothing=config.rate_limit_smoothing,
     )
     return Runtime(settings=config, sessions=make_session_factory(engine), http=http, limiter=limiter, dispatch=dispatch_batch)

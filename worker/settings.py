@@ -266,6 +266,9 @@ class Settings(BaseSettings):
     # 20/s and 0.99, or admission, not the slots, sets the pace; over a long or jittery path to the
     # vendor, raise both (0.985 and 15 ms, say) rather than let its windows see calls bunched.
     rate_limit_guard: Annotated[float, Field(ge=0, le=1)] = 0.010
+    # Two calls under one limit are admitted at least this fraction of the slot spacing apart (25 ms at
+    # 20/s): batches that reached their slots late catch up at twice the rate, not in one burst.
+    rate_limit_smoothing: Annotated[float, Field(ge=0, le=1)] = 0.5
     adaptive: AdaptivePolicy = Field(default_factory=AdaptivePolicy)
     # A batch whose next permit is further away than this gives its worker slot back and is requeued
     # with a countdown, instead of sleeping in the slot. Every sleeping batch holds a pool process: at

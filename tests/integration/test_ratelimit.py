@@ -190,6 +190,19 @@ def test_admission_keeps_every_window_at_the_limit_whoever_was_late(client):
     assert limiter.admit([limit], now - 1.0, 0).verdict is Admission.ADMITTED
 
 
+def test_smoothing_spreads_late_callers_instead_of_letting_them_out_in_one_burst(client):
+    limiter = RateLimiter(client, guard=0.01, smoothing=0.5)
+    limit = Limit("mediapurge:rl:test:smooth", 10, 1.0)  # slots 100 ms apart: late callers 50 ms apart
+    now = limiter.now()
+    assert limiter.admit([limit], now - 1.0, 0).verdict is Admission.ADMITTED
+    second = limiter.admit([limit], now - 1.0, 0)  # as late, right after: held back for the gap
+    assert second.verdict is Admission.WAIT and 0.03 < second.wait <= 0.05
+    time.sleep(second.wait)
+    assert limiter.admit([limit], now - 1.0, 0).verdict is Admission.ADMITTED
+    stamps = [float(s) for s in client.lrange(limit.key + ":sent", 0, -1)]
+    assert abs(stamps[0] - stamps[1]) >= 0.05 - 0.002
+
+
 def test_a_call_that_left_late_counts_in_the_window_from_when_it_left(client):
     limiter = RateLimiter(client, guard=0.0)
     limits = [Limit("mediapurge:rl:test:restamp", 1, 1.0), Limit("mediapurge:rl:test:restamp-account", 5, 1.0)]

@@ -30,7 +30,9 @@ admissions, and a call is admitted only if the oldest of them is more than ``per
 window of the vendor's period can then hold more than ``calls`` calls, however late anyone was; the
 guard covers the few milliseconds between admission and the vendor's arrival stamp. On schedule the
 spacing leaves ``period x (1/headroom - 1)`` (10 ms at 20/s and 0.99) of slack, as much as the guard, so
-admission only ever delays the call that follows a late one.
+admission only ever delays the call that follows a late one. Late holders would still go out in bunches
+(the window rule alone lets twenty calls leave in one millisecond, which a vendor counting with a small
+token bucket would throttle), so admission also keeps ``smoothing`` x the spacing between two calls.
 """
 
 from __future__ import annotations
@@ -137,9 +139,9 @@ return tostring(cut)
 """
 
 # KEYS: limits. ARGV: the slot, the epoch it was reserved in, the guard, then per key its calls (an
-# integer) and period. Returns {verdict, seconds, epoch}: 'ok' (admitted and recorded; seconds = now),
-# 'void' (a cut since the reservation: reserve again) or 'wait' (seconds until the slot, or until the
-# oldest of the last `calls` admissions leaves the window).
+# integer), period and smallest gap. Returns {verdict, seconds, epoch}: 'ok' (admitted and recorded;
+# seconds = now), 'void' (a cut since the reservation: reserve again) or 'wait' (seconds until the slot,
+# until the oldest of the last `calls` admissions leaves the window, or until the newest is `gap` ago).
 _ADMIT = _FACTOR + """
 local slot, want, guard = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local epoch = epoch_of(KEYS)
@@ -147,22 +149,24 @@ if epoch ~= want then return {'void', '0', tostring(epoch)} end
 if slot > now then return {'wait', tostring(slot - now), tostring(epoch)} end
 local wait = 0
 for i, key in ipairs(KEYS) do
-  local calls, period = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local calls, period, gap = tonumber(ARGV[1 + 3 * i]), tonumber(ARGV[2 + 3 * i]), tonumber(ARGV[3 + 3 * i])
   local sent = redis.call('LRANGE', key .. ':sent', 0, calls - 1)
-  if #sent >= calls then
-    -- The earliest of the last `calls` (a restamped one may be later than those pushed after it).
-    local oldest = tonumber(sent[1])
+  if #sent > 0 then
+    -- The earliest and latest of the last `calls` (a restamped one may be out of order).
+    local oldest, newest = tonumber(sent[1]), tonumber(sent[1])
     for j = 2, #sent do
       local v = tonumber(sent[j])
       if v < oldest then oldest = v end
+      if v > newest then newest = v end
     end
-    local w = oldest + period + guard - now
+    local w = newest + gap - now
+    if #sent >= calls and oldest + period + guard - now > w then w = oldest + period + guard - now end
     if w > wait then wait = w end
   end
 end
 if wait > 0 then return {'wait', tostring(wait), tostring(epoch)} end
 for i, key in ipairs(KEYS) do
-  local calls, period = tonumber(ARGV[2 + 2 * i]), tonumber(ARGV[3 + 2 * i])
+  local calls, period = tonumber(ARGV[1 + 3 * i]), tonumber(ARGV[2 + 3 * i])
   redis.call('LPUSH', key .. ':sent', tostring(now))
   redis.call('LTRIM', key .. ':sent', 0, calls - 1)
   redis.call('PEXPIRE', key .. ':sent', math.ceil((period + guard) * 1000) + 1000)
@@ -268,10 +272,12 @@ def limits_for(vendor: str, operation: str, identity: str, operation_rate: str, 
 class RateLimiter:
     def __init__(
         self, client: redis.Redis, headroom: float = 1.0, adaptive: AdaptivePolicy | None = None, guard: float = 0.010,
+        smoothing: float = 0.0,
     ) -> None:
         self._client = client
         self._headroom = headroom
         self._guard = guard
+        self._smoothing = smoothing
         self._adaptive = adaptive or AdaptivePolicy()
         self._reserve = client.register_script(_RESERVE)
         self._throttled = client.register_script(_THROTTLED)
@@ -299,7 +305,7 @@ class RateLimiter:
             return AdmissionAnswer(Admission.ADMITTED)
         args: list[float] = [slot, epoch, self._guard]
         for limit in limits:
-            args += [limit.whole_calls, limit.period]
+            args += [limit.whole_calls, limit.period, limit.interval(self._headroom) * self._smoothing]
         verdict, seconds, current = self._admit(keys=[limit.key for limit in limits], args=args)
         verdict = Admission(verdict.decode() if isinstance(verdict, bytes) else verdict)
         if verdict is Admission.ADMITTED:
