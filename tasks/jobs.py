@@ -46,8 +46,11 @@ def delete_batch(batch_id: int, permit_slot: float | None = None, permit_epoch: 
     rt = context.runtime()
     decision = run_batch(rt, batch_id, Permit(permit_slot, permit_epoch) if permit_slot is not None else None)
     if isinstance(decision, RunAgain):
-        with rt.sessions() as session:
-            refs = batch_refs(session, [batch_id])
+        if decision.ref is not None:
+            refs = [decision.ref]
+        else:
+            with rt.sessions() as session:
+                refs = batch_refs(session, [batch_id])
         for ref in refs:
             send_batch(ref, permit=decision.permit, countdown=decision.delay)
     elif isinstance(decision, Finished) and decision.job_ended is not None:

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import httpx
@@ -21,6 +21,7 @@ from worker import audit, leases
 from worker.errors import ConfigurationError
 from worker.outcomes import CallVerdict, Outcome
 from worker.ratelimit import Admission, Limit, RateLimiter, limits_for
+from worker.refs import BatchRef
 from worker.retry import BatchDecision, Finished, Permit, RunAgain, Skipped, backoff_delay
 from worker.settings import Settings
 from worker.vendors import OPERATIONS, Operation
@@ -80,7 +81,7 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
     if permit is None and limits and not batch.cancel_requested:
         # The first slot is reserved before anything else is read or signed: a batch refused for now
         # (a long queue, a slowed-down vendor) costs no more than its claim and its release.
-        reserved = _reserve(rt, limits)
+        reserved = _reserve(rt, limits, waited=batch.waited)
         if isinstance(reserved, RunAgain):
             return _requeue(session, rt, batch, reserved, count_attempt=False)
         permit = reserved
@@ -126,6 +127,7 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
             middle = len(chunk) // 2
             rest = chunk[middle:] + [item for part in work for item in part]
             rt.dispatch(leases.split_off(session, batch, [item.id for item in rest], rt.clock()))
+            batch = replace(batch, item_count=batch.item_count - len(rest))
             work = deque([chunk[:middle]])
         else:
             still_pending += left
@@ -143,7 +145,7 @@ def _requeue(session: Session, rt: Runtime, lease: leases.Lease, again: RunAgain
     what it still holds is cancelled now instead of at its next visit (nothing of it is sent again)."""
     now = rt.clock()
     if leases.release(session, lease, next_attempt_at=now + timedelta(seconds=again.delay), count_attempt=count_attempt, now=now):
-        return again
+        return replace(again, ref=BatchRef(lease.batch_id, lease.job_id, lease.action, lease.account, lease.item_count))
     audit.cancel_items(session, [item.id for item in audit.pending_items(session, lease.batch_id)], now)
     return Finished(lease.job_id, audit.finish_job_if_done(session, lease.job_id, now))
 
@@ -214,7 +216,7 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> _Ad
     settings = rt.settings
     for _ in range(20):
         if permit is None:
-            reserved = _reserve(rt, limits)
+            reserved = _reserve(rt, limits, waited=True)  # a batch under way does not queue behind newcomers
             if isinstance(reserved, RunAgain):
                 return reserved
             permit = reserved
@@ -232,11 +234,12 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> _Ad
     return RunAgain(settings.max_inline_wait, reason="rate-limit admission kept being put off")
 
 
-def _reserve(rt: Runtime, limits: Sequence[Limit]) -> Permit | RunAgain:
+def _reserve(rt: Runtime, limits: Sequence[Limit], *, waited: bool) -> Permit | RunAgain:
     """A slot near enough to sleep for, or a RunAgain: with the slot (a permit) when it is further, or
-    without one at the batch's place in the limiter's line when every slot of the horizon is taken."""
+    without one at the batch's place in the limiter's line when every slot of the horizon is taken
+    (or, for a batch that has not ``waited`` yet, when others are waiting in the line)."""
     settings = rt.settings
-    reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead, lead=settings.permit_lead)
+    reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead, lead=settings.permit_lead, waited=waited)
     if not reservation.granted:
         delay = min(max(reservation.wait, settings.permit_lead), settings.max_countdown)
         return RunAgain(delay, reason="rate limit queue is long")

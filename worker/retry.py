@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from worker.outcomes import JobStatus
 from worker.settings import RetryPolicy
+
+if TYPE_CHECKING:
+    from worker.refs import BatchRef
 
 
 def backoff_delay(policy: RetryPolicy, attempt: int, rand: Callable[[], float]) -> float:
@@ -38,6 +42,8 @@ class RunAgain:
     delay: float
     permit: Permit | None = None
     reason: str = "retry"
+    # What the re-sent message names (from the claim, so re-sending reads nothing); not part of the decision.
+    ref: BatchRef | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

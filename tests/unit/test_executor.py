@@ -13,6 +13,7 @@ from models import Batch, Item, VendorCall
 from tests.unit.executor_env import SETTINGS, items_by_media, job_status, start_job
 from worker.executor import run_batch
 from worker.outcomes import JobStatus
+from worker.refs import BatchRef
 from worker.retry import Finished, Permit, RunAgain, Skipped
 
 
@@ -121,16 +122,25 @@ def test_a_claimed_batch_is_not_run_twice(env):
 
 def test_a_far_rate_limit_slot_gives_the_worker_back(env):
     rt, handlers, calls = env
-    _, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
+    job_id, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
     far = (SETTINGS.max_inline_wait + SETTINGS.max_reserve_ahead) / 2  # reserved, but too far to sleep for
     rt.limiter.queue_seconds = far
     decision = run_batch(rt, batch_id)
     # It comes back permit_lead early and sleeps the rest, so a late countdown does not waste the slot.
     assert decision == RunAgain(far - SETTINGS.permit_lead, permit=Permit(1000.0 + far, 0), reason="waiting for its rate-limit slot")
+    # What its next message shows, from the claim: re-sending it reads nothing.
+    assert decision.ref == BatchRef(batch_id, job_id, "huawei.DeleteAssets", "default", 1)
     assert calls == []
+    assert rt.limiter.waited == [False]  # a first visit: it queues behind batches already in the line
     with rt.sessions() as s:
         assert s.get(Batch, batch_id).status == "queued"
         assert s.get(Batch, batch_id).attempts == 0  # waiting is not an attempt
+    # Back without its permit (say the message was lost and the sweeper re-sent it): it has waited, so
+    # it takes the next free slot rather than the end of the line.
+    rt.limiter.queue_seconds = 0.0
+    handlers.append(lambda request: httpx.Response(200, json={"delete_result_array": [{"asset_id": "a", "status": "DELETED"}]}))
+    assert run_batch(rt, batch_id) == Finished(job_id, JobStatus.COMPLETED)
+    assert rt.limiter.waited == [False, True]
 
 
 def test_transport_errors_and_garbage_are_retryable(env):
@@ -158,9 +168,9 @@ def test_a_split_survives_a_requeue(env):
     handlers.append(lambda r: httpx.Response(403, json={"error_code": "VOD.10062", "error_msg": "Media asset or resource does not exist"}))
     first = rt.limiter.reserve
 
-    def slow_after_first(limits, max_ahead, lead=0.0):
+    def slow_after_first(limits, max_ahead, lead=0.0, waited=False):
         rt.limiter.queue_seconds = 30.0 if rt.limiter.reservations else 0.0
-        return first(limits, max_ahead, lead)
+        return first(limits, max_ahead, lead, waited)
 
     rt.limiter.reserve = slow_after_first
     assert isinstance(run_batch(rt, batch_id), RunAgain)
