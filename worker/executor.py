@@ -81,7 +81,7 @@ def _run_claimed(rt: Runtime, session: Session, batch: leases.Lease, permit: Per
     if permit is None and limits and not batch.cancel_requested:
         # The first slot is reserved before anything else is read or signed: a batch refused for now
         # (a long queue, a slowed-down vendor) costs no more than its claim and its release.
-        reserved = _reserve(rt, limits, waited=batch.waited)
+        reserved = _reserve(rt, limits)
         if isinstance(reserved, RunAgain):
             return _requeue(session, rt, batch, reserved, count_attempt=False)
         permit = reserved
@@ -216,7 +216,7 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> _Ad
     settings = rt.settings
     for _ in range(20):
         if permit is None:
-            reserved = _reserve(rt, limits, waited=True)  # a batch under way does not queue behind newcomers
+            reserved = _reserve(rt, limits)
             if isinstance(reserved, RunAgain):
                 return reserved
             permit = reserved
@@ -234,12 +234,11 @@ def _acquire(rt: Runtime, limits: Sequence[Limit], permit: Permit | None) -> _Ad
     return RunAgain(settings.max_inline_wait, reason="rate-limit admission kept being put off")
 
 
-def _reserve(rt: Runtime, limits: Sequence[Limit], *, waited: bool) -> Permit | RunAgain:
+def _reserve(rt: Runtime, limits: Sequence[Limit]) -> Permit | RunAgain:
     """A slot near enough to sleep for, or a RunAgain: with the slot (a permit) when it is further, or
-    without one at the batch's place in the limiter's line when every slot of the horizon is taken
-    (or, for a batch that has not ``waited`` yet, when others are waiting in the line)."""
+    without one at the batch's place in the limiter's line when every slot of the horizon is taken."""
     settings = rt.settings
-    reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead, lead=settings.permit_lead, waited=waited)
+    reservation = rt.limiter.reserve(limits, max_ahead=settings.max_reserve_ahead, lead=settings.permit_lead)
     if not reservation.granted:
         delay = min(max(reservation.wait, settings.permit_lead), settings.max_countdown)
         return RunAgain(delay, reason="rate limit queue is long")

@@ -35,7 +35,6 @@ class Lease:
     cancel_requested: bool = False  # the job's cancel was requested when the batch was claimed
     account_halted: bool = False  # the batch's account was halted for the job when it was claimed
     item_count: int = 0  # the batch's items when claimed (what its message shows; a split lowers it)
-    waited: bool = False  # the batch was given back before, to come back at a set time (not a first visit)
 
 
 def claim(session: Session, batch_id: int, now: datetime, lease_seconds: float) -> Lease | None:
@@ -63,18 +62,14 @@ def claim(session: Session, batch_id: int, now: datetime, lease_seconds: float) 
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             version=Batch.version + 1,
         )
-        .returning(Batch.job_id, Batch.action, Batch.account, Batch.group_key, Batch.attempts, cancel, halted, Batch.item_count,
-                   Batch.next_attempt_at)
+        .returning(Batch.job_id, Batch.action, Batch.account, Batch.group_key, Batch.attempts, cancel, halted, Batch.item_count)
         .execution_options(synchronize_session=False)
     ).first()
     session.commit()
     if row is None:
         return None
-    # The due time itself, not "IS NOT NULL": SQLite (3.40) answers that one wrong in a RETURNING clause.
-    job_id, action, account, group_key, attempts, cancelled, halt, item_count, due_at = row
-    return Lease(
-        batch_id, token, job_id, action, account, group_key, attempts, bool(cancelled), bool(halt), item_count, due_at is not None,
-    )
+    job_id, action, account, group_key, attempts, cancelled, halt, item_count = row
+    return Lease(batch_id, token, job_id, action, account, group_key, attempts, bool(cancelled), bool(halt), item_count)
 
 
 def release(

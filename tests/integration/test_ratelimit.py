@@ -16,15 +16,11 @@ pytestmark = pytest.mark.integration
 
 def _reserve_many(url: str, limits: list[Limit], count: int, out) -> None:  # noqa: ANN001
     limiter = RateLimiter(redis.Redis.from_url(url))
-    slots, waited = [], False
+    slots = []
     while len(slots) < count:
-        reservation = limiter.reserve(limits, max_ahead=0.5, waited=waited)
+        reservation = limiter.reserve(limits, max_ahead=0.5)
         if reservation.granted:
             slots.append(reservation.slot)
-            waited = False
-        else:  # as a batch does: back at its place in the line, as one that has waited
-            time.sleep(reservation.wait)
-            waited = True
     out.put(slots)
 
 
@@ -73,25 +69,9 @@ def test_far_slots_are_not_reserved(client):
     # The next refused caller takes the next place in the line, one configured interval later.
     second_refused = limiter.reserve(limits, max_ahead=1, lead=0.5)
     assert not second_refused.granted and second_refused.wait == pytest.approx(refused.wait + 10, abs=0.05)
-    # Being refused reserved no slot: a caller back from the line, with a longer horizon, gets the very next one.
-    granted_far = limiter.reserve(limits, max_ahead=20, waited=True)
+    # Being refused reserved no slot: a caller with a longer horizon gets the very next one.
+    granted_far = limiter.reserve(limits, max_ahead=20)
     assert granted_far.granted and granted_far.slot == pytest.approx(first.slot + 10, abs=1e-6)
-
-
-def test_a_newcomer_queues_behind_the_line_and_a_caller_back_from_it_takes_the_slot(client):
-    """Without this, newcomers took every slot within the horizon and each caller back from the line
-    found the next free slot a whole horizon away, a third visit per call."""
-    limiter = RateLimiter(client)
-    limits = [Limit("mediapurge:rl:test:fair", 10, 1.0)]  # slots 100 ms apart
-    granted = [limiter.reserve(limits, max_ahead=0.35) for _ in range(4)]  # slots at 0, .1, .2, .3
-    assert all(r.granted for r in granted)
-    in_line = limiter.reserve(limits, max_ahead=0.35, lead=0.05)  # 0.4 is beyond the horizon
-    assert not in_line.granted and in_line.wait == pytest.approx(0.35, abs=0.02)
-    time.sleep(0.2)  # the slot at 0.4 is now within the horizon
-    newcomer = limiter.reserve(limits, max_ahead=0.35, lead=0.05)
-    assert not newcomer.granted and newcomer.wait == pytest.approx(0.25, abs=0.03)  # behind the one in line
-    back = limiter.reserve(limits, max_ahead=0.35, lead=0.05, waited=True)
-    assert back.granted and back.slot == pytest.approx(granted[0].slot + 0.4, abs=1e-6)
 
 
 def test_refused_callers_of_a_cut_limit_come_back_between_the_cut_and_the_configured_rate(client):

@@ -29,11 +29,9 @@ class GrantingLimiter:
         self.restamped = []  # (stamp, late) of calls that left late after their admission
         self.unavailable_slots = []
         self.successes = 0
-        self.waited = []  # each reservation's `waited` flag
 
-    def reserve(self, limits, max_ahead, lead=0.0, waited=False):
+    def reserve(self, limits, max_ahead, lead=0.0):
         self.reservations += 1
-        self.waited.append(waited)
         granted = self.queue_seconds <= max_ahead
         return Reservation(granted, self.queue_seconds, 1000.0 + self.queue_seconds, self.epoch)
 

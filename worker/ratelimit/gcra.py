@@ -72,24 +72,20 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# KEYS: one "next free slot" key per limit. ARGV: max_ahead, decrease, floor, lead, waited (1: the caller
-# comes back from the line or a backoff), then per key its base interval and recovery time. Returns
-# {granted (0/1), wait, slot, epoch} as strings (Lua numbers would be truncated to integers). Refused
-# (the first free slot is more than max_ahead away, or callers are waiting in the line and this one
-# has not waited), the caller reserves nothing but takes a place in the line: `lead` before the free
-# slot, or after the last place; `wait` is then the time until that place. Without the second rule
-# newcomers took the free slots within max_ahead, and every caller back from the line found the next
-# one a whole horizon away: a third visit per call. Places are spaced at base / sqrt(f)
+# KEYS: one "next free slot" key per limit. ARGV: max_ahead, decrease, floor, lead, then per key its
+# base interval and recovery time. Returns {granted (0/1), wait, slot, epoch} as strings (Lua numbers
+# would be truncated to integers). Refused (the first free slot is more than max_ahead away), the caller
+# reserves nothing but takes a place in the line of refused callers: `lead` before the free slot, or
+# after the last place; `wait` is then the time until that place. Places are spaced at base / sqrt(f)
 # of the tightest limit, between the configured rate and the cut one: a limit cut to 5% is visited at
 # 22% of its configured rate (refused visits cost CPU the other vendors need), and when it climbs back
 # its line still comes 4.5 times faster than the cut rate (the line cannot be called forward).
 _RESERVE = _FACTOR + """
 local max_ahead, decrease, floor, lead = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local waited = ARGV[5] == '1'
 local slot, epoch, intervals, spacing = now, 0, {}, 0
 for i, key in ipairs(KEYS) do
-  local f, e = factor(key, now, tonumber(ARGV[5 + 2 * i]), decrease, floor)
-  local base = tonumber(ARGV[4 + 2 * i])
+  local f, e = factor(key, now, tonumber(ARGV[4 + 2 * i]), decrease, floor)
+  local base = tonumber(ARGV[3 + 2 * i])
   if base / math.sqrt(f) > spacing then spacing = base / math.sqrt(f) end
   intervals[i] = base / f
   epoch = epoch + e
@@ -97,9 +93,9 @@ for i, key in ipairs(KEYS) do
   if next_free > slot then slot = next_free end
 end
 local wait = slot - now
-local line = KEYS[1] .. ':line'
-local place = tonumber(redis.call('GET', line) or '0')
-if wait > max_ahead or (not waited and place > slot - lead) then
+if wait > max_ahead then
+  local line = KEYS[1] .. ':line'
+  local place = tonumber(redis.call('GET', line) or '0')
   if place < slot - lead then place = slot - lead end
   redis.call('SET', line, tostring(place + spacing), 'PX', math.ceil((place + spacing - now) * 1000) + 1000)
   return {'0', tostring(place - now), tostring(slot), tostring(epoch)}
@@ -291,14 +287,13 @@ class RateLimiter:
         self._restamp = client.register_script(_RESTAMP)
         self._factors = client.register_script(_FACTORS)
 
-    def reserve(self, limits: Sequence[Limit], max_ahead: float, lead: float = 0.0, waited: bool = False) -> Reservation:
+    def reserve(self, limits: Sequence[Limit], max_ahead: float, lead: float = 0.0) -> Reservation:
         """A slot at most ``max_ahead`` seconds away, or (not granted) a place in the line of callers
-        without one, ``lead`` seconds before the slot it should find when it comes back. A caller that
-        has not ``waited`` (in the line, or a backoff) goes to the end of the line while others wait."""
+        without one, ``lead`` seconds before the slot it should find when it comes back."""
         if not limits:
             return Reservation(True, 0.0, self.now())
         policy = self._adaptive
-        args: list[float] = [max_ahead, policy.decrease, policy.floor, lead, 1 if waited else 0]
+        args: list[float] = [max_ahead, policy.decrease, policy.floor, lead]
         for limit in limits:
             args += [limit.interval(self._headroom), limit.recovery(policy)]
         granted, wait, slot, epoch = self._reserve(keys=[limit.key for limit in limits], args=args)
