@@ -133,6 +133,18 @@ def test_the_rate_climbs_back_to_the_configured_limit_and_never_above(client):
     assert limiter.factors([limit]) == [1.0]
 
 
+def test_past_the_rate_that_was_throttled_the_climb_quickens(client):
+    limiter = RateLimiter(client, adaptive=ADAPTIVE)  # recovery 0.4 s
+    limit = Limit("mediapurge:rl:test:beyond", 10, 1.0)
+    _, epoch = limiter.check([limit])
+    limiter.throttled([limit], epoch)  # 1 -> 0.7
+    _, epoch = limiter.check([limit])
+    limiter.throttled([limit], epoch)  # 0.7 -> 0.49: the rate that was throttled (w) is 0.7
+    time.sleep(0.5)  # a quarter of the recovery time past w: at the approach's pace it would be 0.703
+    [factor] = limiter.factors([limit])
+    assert 0.74 < factor < 1.0
+
+
 def test_repeated_throttling_stops_at_the_floor(client):
     limiter = RateLimiter(client, adaptive=ADAPTIVE)
     limit = Limit("mediapurge:rl:test:floor", 10, 1.0)
