@@ -283,7 +283,10 @@ class Settings(BaseSettings):
     # in the line (worker/ratelimit/gcra.py), so that it comes back about when a slot is free for it:
     # one visit per call instead of one per horizon. Slots already reserved keep the rate they were
     # spaced at, so this is also how long a change of rate (an adaptive cut or climb) takes to show.
-    max_reserve_ahead: Annotated[float, Field(gt=0)] = 1.0
+    # At max_inline_wait, every slot granted is slept for: two visits per call (its place in the line,
+    # then the call). At 1 s, batches back from the line found the next free slot a horizon away and
+    # came back once more with it: three visits per call, at the same 98.8% of the limit.
+    max_reserve_ahead: Annotated[float, Field(gt=0)] = 0.15
     # The longest countdown a message is given (a longer wait comes back this soon and asks again):
     # a countdown beyond the broker's visibility timeout (3600 s) would be delivered twice.
     max_countdown: Annotated[float, Field(gt=0, le=1800)] = 600.0

@@ -123,7 +123,9 @@ def test_a_claimed_batch_is_not_run_twice(env):
 def test_a_far_rate_limit_slot_gives_the_worker_back(env):
     rt, handlers, calls = env
     job_id, [batch_id] = start_job(rt, [{"action": "huawei.DeleteAssets", "asset_id": "a"}])
-    far = (SETTINGS.max_inline_wait + SETTINGS.max_reserve_ahead) / 2  # reserved, but too far to sleep for
+    # A horizon beyond the inline wait (the default has none): a slot can be reserved, yet too far to sleep for.
+    rt.settings = SETTINGS.model_copy(update={"max_reserve_ahead": 1.0})
+    far = (SETTINGS.max_inline_wait + 1.0) / 2
     rt.limiter.queue_seconds = far
     decision = run_batch(rt, batch_id)
     # It comes back permit_lead early and sleeps the rest, so a late countdown does not waste the slot.
