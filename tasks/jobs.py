@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from worker import callbacks, context, planner, sweeper
 from worker.celery_config import PRIORITY_FRESH, PRIORITY_HOLDING_SLOT, waiting_messages
 from worker.executor import run_batch
-from worker.refs import BatchRef, batch_refs, plan_argsrepr, slot_kwargsrepr
+from worker.refs import BatchRef, plan_argsrepr, slot_kwargsrepr
 from worker.retry import Finished, Permit, RunAgain
 
 from tasks.app import app
@@ -46,13 +46,9 @@ def delete_batch(batch_id: int, permit_slot: float | None = None, permit_epoch: 
     rt = context.runtime()
     decision = run_batch(rt, batch_id, Permit(permit_slot, permit_epoch) if permit_slot is not None else None)
     if isinstance(decision, RunAgain):
-        if decision.ref is not None:
-            refs = [decision.ref]
-        else:
-            with rt.sessions() as session:
-                refs = batch_refs(session, [batch_id])
-        for ref in refs:
-            send_batch(ref, permit=decision.permit, countdown=decision.delay)
+        # run_batch names the batch it gives back from its claim, so re-sending it reads nothing.
+        assert decision.ref is not None, "run_batch gives every batch back through _requeue, which names it"
+        send_batch(decision.ref, permit=decision.permit, countdown=decision.delay)
     elif isinstance(decision, Finished) and decision.job_ended is not None:
         with rt.sessions() as session:
             if callbacks.wanted(session, decision.job_id):

@@ -18,8 +18,9 @@ below the configured limit. ``throttled()`` then cuts the limit's factor (the fr
 rate in use) like the AWS SDKs' adaptive retry mode, which follows TCP CUBIC: the rate drops to
 ``decrease`` x the rate that was throttled, and climbs back as a cubic of the time since: quickly at
 first, flat near the rate that was throttled (so it probes that ceiling gently and rarely), then faster
-again beyond it (three times the approach's pace), up to the configured limit (never above). The factor is a function of Redis time, kept
-in one hash per limit, so every process computes the same one without any per-call write.
+again beyond it (three times the approach's pace), up to the configured limit (never above). The factor
+is a function of Redis time, kept in one hash per limit, so every process computes the same one
+without any per-call write.
 A cut also restarts the limit's timeline and bumps its *epoch*: slots reserved before the cut, at the
 old rate, are refused when their holders come to use them (``admit``), and those holders reserve again.
 
