@@ -15,11 +15,11 @@ def call_figures(calls: Iterable[Mapping[str, Any]], period: float = 1.0, limit:
     calls = sorted(calls, key=lambda c: c["t"])
     times = [c["t"] for c in calls]
     span = times[-1] - times[0] if len(times) > 1 else 0.0
-    per_second = (len(times) - 1) / span * period if span else 0.0
+    per_second = (len(times) - 1) / span if span else 0.0
     out: dict[str, Any] = {
         "calls": len(calls),
         "calls_per_s": round(per_second, 2),
-        "items_per_s": round(sum(len(c["ids"]) for c in calls) / span * period, 1) if span else 0.0,
+        "items_per_s": round(sum(len(c["ids"]) for c in calls) / span, 1) if span else 0.0,
         "deleted": sum(len(c["deleted"]) for c in calls),
         "span_s": round(span, 2),
         "max_calls_in_any_window": max_in_window(times, period),
@@ -27,9 +27,11 @@ def call_figures(calls: Iterable[Mapping[str, Any]], period: float = 1.0, limit:
         "throttled_answers": sum(bool(c["throttled"]) for c in calls),
         "throttled_fraction": round(sum(bool(c["throttled"]) for c in calls) / len(calls), 4) if calls else 0.0,
     }
+    if period != 1.0:
+        out["calls_per_window"] = round(per_second * period, 2)
     if limit:
         out["limit_per_window"] = limit
-        out["of_limit"] = round(per_second / limit, 4)
+        out["of_limit"] = round(per_second * period / limit, 4)
     return out
 
 

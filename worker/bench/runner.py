@@ -27,6 +27,7 @@ class Sizes:
 SCENARIOS: dict[str, Callable[[Options, Sizes], dict[str, Any]]] = {
     "fidelity": lambda o, s: scenarios.fidelity(o, s.files),
     "per_key_limits": lambda o, s: scenarios.per_key_limits(o, s.seconds),
+    "all_keys_at_once": lambda o, s: scenarios.all_keys_at_once(o, s.seconds),
     "shared_quota": lambda o, s: scenarios.shared_quota(o, s.seconds),
     "storm": lambda o, s: scenarios.storm(o, s.seconds),
     "pipeline": lambda o, s: scenarios.pipeline(o, s.pipeline_files),
