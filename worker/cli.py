@@ -392,7 +392,7 @@ def demo(
 def bench(
     scenario: Annotated[Optional[list[str]], typer.Argument(help="Scenarios to run (default: all), in order.")] = None,
     files: Annotated[int, typer.Option(help="ZEGO files in the fidelity job.")] = 200_000,
-    seconds: Annotated[float, typer.Option(help="How long each vendor key of the mixed scenarios stays busy.")] = 30.0,
+    seconds: Annotated[float, typer.Option(help="Seconds of calls at its limit each key gets in the per-key, mixed, shared-quota and storm scenarios (a per-minute limit: at least 150).")] = 30.0,
     pipeline_files: Annotated[int, typer.Option(help="ZEGO files in the pipeline job (limits lifted).")] = 200_000,
     baseline_files: Annotated[int, typer.Option(help="Files the Celery task-per-item baseline deletes.")] = 2_000,
     loop_files: Annotated[int, typer.Option(help="Files the plain-loop baseline deletes.")] = 20_000,
