@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, case, exists, false, or_, select, update
+from sqlalchemy import bindparam, case, exists, false, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.tables import AccountHalt, Batch, Item, Job
@@ -60,6 +60,16 @@ _FINISH = (
 )
 
 
+_items = Item.__table__
+_SPLIT_NEW = insert(_batches).returning(_batches.c.id)
+_MOVE_ITEMS = (
+    update(_items).where(_items.c.id.in_(bindparam("item_ids", expanding=True))).values(batch_id=bindparam("new_id"))
+)
+_SHRINK = (
+    update(_batches).where(_batches.c.id == bindparam("batch_id")).values(item_count=_batches.c.item_count - bindparam("moved"))
+)
+
+
 @functools.cache
 def _release_statement(close_if_cancelled: bool, count_attempt: bool):  # noqa: ANN202
     cancelled = exists().where(_jobs.c.id == _batches.c.job_id, _jobs.c.cancel_requested_at.is_not(None))
@@ -70,7 +80,7 @@ def _release_statement(close_if_cancelled: bool, count_attempt: bool):  # noqa: 
         "finished_at": case((cancelled, bindparam("now", type_=_batches.c.finished_at.type)), else_=None),
         "lease_token": None,
         "lease_expires_at": None,
-        "next_attempt_at": case((cancelled, None), else_=bindparam("next_attempt_at", type_=_batches.c.next_attempt_at.type)),
+        "next_attempt_at": case((cancelled, None), else_=bindparam("due_at", type_=_batches.c.next_attempt_at.type)),
     }
     if count_attempt:
         values["attempts"] = _batches.c.attempts + 1
@@ -122,7 +132,7 @@ def release(
     cancel was requested meanwhile and ``close_if_cancelled``, close it instead (``done``, returns False):
     the caller then cancels its pending items. Decided in the same statement, so a cancel that closed
     the job's queued batches while this one was held never finds it queued again afterwards."""
-    params = {"batch_id": lease.batch_id, "token": lease.token, "now": now, "next_attempt_at": next_attempt_at}
+    params = {"batch_id": lease.batch_id, "token": lease.token, "now": now, "due_at": next_attempt_at}
     status = session.scalar(_release_statement(close_if_cancelled, count_attempt), params)
     session.commit()
     return status != BatchStatus.DONE.value
@@ -141,19 +151,12 @@ def split_off(session: Session, batch: Lease, item_ids: list[int], now: datetime
     The new batch's ordinal is minus the smallest item id it holds: unique, because that item stays
     first in the new batch's first half whenever the new batch is split again.
     """
-    new = Batch(
-        job_id=batch.job_id, action=batch.action, account=batch.account, group_key=batch.group_key,
-        ordinal=-min(item_ids), status=BatchStatus.QUEUED.value, item_count=len(item_ids), attempts=batch.attempts,
-        version=0, created_at=now,
-    )
-    session.add(new)
-    session.flush()
-    session.execute(
-        update(Item).where(Item.id.in_(item_ids)).values(batch_id=new.id).execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Batch).where(Batch.id == batch.batch_id).values(item_count=Batch.item_count - len(item_ids))
-        .execution_options(synchronize_session=False)
-    )
+    new_id = session.scalar(_SPLIT_NEW, {
+        "job_id": batch.job_id, "action": batch.action, "account": batch.account, "group_key": batch.group_key,
+        "ordinal": -min(item_ids), "status": BatchStatus.QUEUED.value, "item_count": len(item_ids),
+        "attempts": batch.attempts, "version": 0, "created_at": now,
+    })
+    session.execute(_MOVE_ITEMS, {"item_ids": item_ids, "new_id": new_id})
+    session.execute(_SHRINK, {"batch_id": batch.batch_id, "moved": len(item_ids)})
     session.commit()
-    return new.id
+    return new_id
