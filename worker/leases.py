@@ -24,7 +24,9 @@ EARLY_ARRIVAL_SLACK = timedelta(seconds=2)
 # Every visit of a batch runs a claim and a release or a finish. They are built once, on the tables
 # (Core): an ORM UPDATE built per call (its cache key, the ORM's bulk-update plumbing) cost a quarter
 # of a pool process's CPU in the mixed per-key benchmark.
-_batches, _jobs, _halts = Batch.__table__, Job.__table__, AccountHalt.__table__
+_batches, _items, _jobs, _halts = Batch.__table__, Item.__table__, Job.__table__, AccountHalt.__table__
+# The batch, as long as this lease still holds it (a lease that expired and was taken over does not).
+_HELD = (_batches.c.id == bindparam("batch_id")) & (_batches.c.lease_token == bindparam("token"))
 
 _CLAIM = (
     update(_batches)
@@ -55,12 +57,10 @@ _CLAIM = (
 
 _FINISH = (
     update(_batches)
-    .where(_batches.c.id == bindparam("batch_id"), _batches.c.lease_token == bindparam("token"))
+    .where(_HELD)
     .values(status=BatchStatus.DONE.value, lease_token=None, lease_expires_at=None, finished_at=bindparam("now"))
 )
 
-
-_items = Item.__table__
 _SPLIT_NEW = insert(_batches).returning(_batches.c.id)
 _MOVE_ITEMS = (
     update(_items).where(_items.c.id.in_(bindparam("item_ids", expanding=True))).values(batch_id=bindparam("new_id"))
@@ -86,7 +86,7 @@ def _release_statement(close_if_cancelled: bool, count_attempt: bool):  # noqa: 
         values["attempts"] = _batches.c.attempts + 1
     return (
         update(_batches)
-        .where(_batches.c.id == bindparam("batch_id"), _batches.c.lease_token == bindparam("token"))
+        .where(_HELD)
         .values(**values)
         .returning(_batches.c.status)
     )

@@ -4,7 +4,7 @@ configured (the figures themselves are measured by `mediapurge bench`, never ass
 from __future__ import annotations
 
 from worker.bench.figures import call_figures
-from worker.bench.scenarios import KEY_CASES, KeyCase, _limits_for
+from worker.bench.scenarios import KEY_CASES, KeyCase, _limits_for, _vendor_keys
 from worker.bench.stack import ACCOUNTS
 
 
@@ -35,7 +35,7 @@ def test_a_per_second_key_reports_rate_window_maximum_and_throttling():
 def test_a_key_case_is_sized_by_calls_and_configured_on_both_sides():
     huawei = KeyCase("huawei.DeleteAssets", "default", "100/min", 2.5)
     assert huawei.count_and_period == (100, 60.0) and huawei.items_for(120.0) == 500
-    ours, sandbox = _limits_for(KEY_CASES)
+    ours, sandbox = _limits_for(KEY_CASES, _vendor_keys(ACCOUNTS))
     assert ours == {
         "zego.eu": {"DeleteMedia": "8/s"},
         "aliyun.default": {"DeleteStream": "30/s", "DeleteMultipartUpload": "5/s"},

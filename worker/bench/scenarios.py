@@ -48,6 +48,11 @@ def _seed_and_items(stack: BenchStack, counts: Mapping[str, int], accounts: Mapp
         counts, missing_fraction=missing, rng_seed=7, accounts=accounts or _vendor_keys(ACCOUNTS), streams_per_video=20,
     )
     stack.sandbox.post("media", seed)
+    return _items_file(stack, items)
+
+
+def _items_file(stack: BenchStack, items: list[dict[str, str]]) -> Path:
+    """``items`` as a JSON Lines file to submit, in the stack's logs directory."""
     path = stack.log_dir / f"items-{uuid.uuid4().hex[:6]}.jsonl"
     with path.open("w", encoding="utf-8") as out:
         out.writelines(json.dumps(item) + "\n" for item in items)
@@ -147,9 +152,11 @@ KEY_CASES = (
 _ALL_AT_ONCE = (KeyCase("zego.DeleteMedia", "default", "20/s", 100), *KEY_CASES[:4])
 
 
-def _limits_for(cases: tuple[KeyCase, ...]) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    """(mediapurge's rate_limits per "vendor.account", the sandbox's limits per scope) for ``cases``."""
-    keys = _vendor_keys(ACCOUNTS)
+def _limits_for(
+    cases: tuple[KeyCase, ...], keys: Mapping[str, Mapping[str, str]],
+) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    """(mediapurge's rate_limits per "vendor.account", the sandbox's limits per scope) for ``cases``;
+    ``keys``: each vendor's account keys by account name."""
     ours: dict[str, dict[str, str]] = {}
     sandbox: dict[str, str] = {}
     for case in cases:
@@ -162,11 +169,11 @@ def _limits_for(cases: tuple[KeyCase, ...]) -> tuple[dict[str, dict[str, str]], 
 def _keys_job(opts: Options, name: str, cases: tuple[KeyCase, ...], seconds: float) -> dict[str, Any]:
     """One job over ``cases``' keys, each sized to keep its key busy ``seconds`` at its limit, on 4
     workers joining ``stagger`` apart; figures per key, each against its own limit and window."""
-    ours, sandbox_limits = _limits_for(cases)
+    keys = _vendor_keys(ACCOUNTS)
+    ours, sandbox_limits = _limits_for(cases, keys)
     with BenchStack.start(opts.services, opts.log_dir / name, rate_limits=ours, headroom=opts.headroom) as stack:
         stack.sandbox.post("limits", sandbox_limits)
         stack.sandbox.post("faults", {"rules": {"*": {"latency": opts.latency}}})
-        keys = _vendor_keys(ACCOUNTS)
         items: list[dict[str, str]] = []
         for i, case in enumerate(cases):  # one seed per key: the items of a vendor's accounts are sized apart
             vendor = case.action.split(".")[0]
@@ -176,10 +183,7 @@ def _keys_job(opts: Options, name: str, cases: tuple[KeyCase, ...], seconds: flo
             )
             stack.sandbox.post("media", seed)
             items += key_items
-        path = stack.log_dir / "items.jsonl"
-        with path.open("w", encoding="utf-8") as out:
-            out.writelines(json.dumps(item) + "\n" for item in items)
-        job_id, audit = _run_job(stack, opts, path)
+        job_id, audit = _run_job(stack, opts, _items_file(stack, items))
         calls = by_key(stack.sandbox.calls())
         figures = {}
         for case in cases:
